@@ -91,8 +91,8 @@ def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None
             for name in ("smoke-rm", "smoke-sft", "smoke-grpo"):
                 load_recipe(name).trl_config(check_only=True)
             click.echo("smoke recipes are valid; the plan: train-rm smoke-rm → judge track base vs trained "
-                       "(sample + synthetic held-out) → tiny-model → train-sft smoke-sft → train-grpo smoke-grpo "
-                       "→ policy track before/after")
+                       "(sample + synthetic held-out) → train-sft smoke-sft (builds a fresh tiny policy) → "
+                       "train-grpo smoke-grpo → policy track before/after")
             return
         reproduce_smoke(output_dir, log=lambda message: click.echo(message, err=True))
         click.echo((output_dir / "reproduce_report.md").read_text())

@@ -53,11 +53,17 @@ class RewardModelRecipe(_Recipe):
     base_model: str = "minilm"
     train_data: str
     dev_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
-    max_pairs: int | None = Field(default=None, ge=1)
+    max_pairs: int | None = Field(default=None, ge=1, description="response-contrast pairs sampled at most")
+    criterion_contrast_pairs: int = Field(
+        default=0, ge=0, description="additional pairs contrasting a met and an unmet criterion on the same "
+                                     "response (puts every criterion on one scale for the pointwise threshold)")
     epochs: float = 1.0
     batch_size: int = 16
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5e-5
+    head_learning_rate: float | None = Field(
+        default=None, gt=0.0, description="learning rate of the parameters the base checkpoint lacks (the freshly "
+                                          "initialised scalar head); default: learning_rate")
     warmup_ratio: float = 0.05
     max_length: int = 512
     center_rewards_coefficient: float | None = Field(
@@ -75,16 +81,31 @@ class RewardModelRecipe(_Recipe):
 
 
 class SFTRecipe(_Recipe):
-    """Supervised warm-up of a policy on bench responses (``train-sft``), before GRPO."""
+    """Supervised warm-up of a policy on bench responses (``train-sft``), before GRPO.
+
+    ``base_model: tiny`` trains a fresh tiny Qwen3 chat policy instead of a given checkpoint (the CPU smoke
+    recipe): it is built from this recipe's ``train_data`` with the ``tiny_*`` settings and written to
+    ``OUTPUT_DIR/base`` first (see ``alignment/grpo.py: build_tiny_policy``)."""
 
     kind: Literal["sft"] = "sft"
-    base_model: str
+    base_model: str = Field(description="path or Hugging Face id, or 'tiny' (a fresh tiny policy, see tiny_*)")
     train_data: str
     epochs: float = 1.0
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
     learning_rate: float = 2e-5
+    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
     max_length: int = 1024
+    completion_only_loss: bool = Field(
+        default=True, description="train on the assistant's response (and its end of turn) only; False: the whole "
+                                  "conversation")
+    tiny_hidden_size: int = Field(default=256, ge=32, multiple_of=32, description="base_model: tiny only")
+    tiny_layers: int = Field(default=2, ge=1, description="base_model: tiny only")
+    tiny_vocab_size: int = Field(default=2048, ge=300, description="BPE vocabulary before sentence tokens (tiny only)")
+    tiny_init_std: float = Field(default=0.0625, gt=0.0, description="initial weight std (tiny only; ≈ 1/√hidden)")
+    tiny_sentence_tokens: bool = Field(
+        default=True, description="every sentence of the training responses is one token (tiny only): a response is "
+                                  "~10 tokens, so a CPU can train the policy in minutes")
 
     def trl_config(self, check_only: bool = False):
         from trl import SFTConfig
@@ -92,7 +113,8 @@ class SFTRecipe(_Recipe):
         return SFTConfig(**self._common(check_only), num_train_epochs=self.epochs,
                          per_device_train_batch_size=self.batch_size,
                          gradient_accumulation_steps=self.gradient_accumulation_steps,
-                         learning_rate=self.learning_rate, max_length=self.max_length)
+                         learning_rate=self.learning_rate, warmup_steps=self.warmup_ratio, max_length=self.max_length,
+                         completion_only_loss=self.completion_only_loss)
 
 
 class GRPORecipe(_Recipe):

@@ -33,7 +33,7 @@ class SmokeSizes:
     """How much data each smoke stage uses (``quick`` shrinks everything for tests)."""
 
     rm_items: int = 800
-    rm_pairs: int = 2400
+    rm_pairs: int | None = None  # None: the smoke-rm recipe's max_pairs and criterion_contrast_pairs
     heldout_items: int = 60
     sft_items: int = 600
     grpo_prompts: int = 64
@@ -42,7 +42,7 @@ class SmokeSizes:
     sample_limit: int | None = None
 
 
-QUICK = SmokeSizes(rm_items=40, rm_pairs=120, heldout_items=6, sft_items=30, grpo_prompts=8, grpo_steps=2,
+QUICK = SmokeSizes(rm_items=40, rm_pairs=60, heldout_items=6, sft_items=30, grpo_prompts=8, grpo_steps=2,
                    policy_eval_items=4, sample_limit=4)
 
 
@@ -52,7 +52,6 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     from promedical.alignment.grpo import train_grpo, train_sft
     from promedical.alignment.rm import save_base_reward_model, train_reward_model
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.tiny import build_tiny_model
 
     output = Path(output)
     models, runs = output / "models", output / "runs"
@@ -65,7 +64,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
 
     start = stage("1/4 reward model: train on synthetic preference pairs (train scenarios)")
     rm_recipe = load_recipe("smoke-rm", output_dir=str(models / "smoke-rm"),
-                            train_data=f"synthetic:train:{sizes.rm_items}:0", max_pairs=sizes.rm_pairs)
+                            train_data=f"synthetic:train:{sizes.rm_items}:0", max_pairs=sizes.rm_pairs,
+                            criterion_contrast_pairs=sizes.rm_pairs)
     summary["reward_model"] = train_reward_model(rm_recipe)
     save_base_reward_model("minilm", models / "base-rm", seed=rm_recipe.seed)
     timings["reward_model"] = time.perf_counter() - start
@@ -90,9 +90,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     timings["judge"] = time.perf_counter() - start
 
     start = stage("3/4 policy: supervised warm-up, then safety-veto GRPO graded by the trained reward model")
-    build_tiny_model(models / "policy-base", kind="causal")
-    sft = load_recipe("smoke-sft", base_model=str(models / "policy-base"), output_dir=str(models / "sft"),
-                      train_data=f"synthetic:train:{sizes.sft_items}:1")
+    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base
+    sft = load_recipe("smoke-sft", output_dir=str(models / "sft"), train_data=f"synthetic:train:{sizes.sft_items}:1")
     summary["sft"] = train_sft(sft)
     grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), judge=f"rm:{models / 'smoke-rm'}",
                        prompts=f"synthetic:train:{sizes.grpo_prompts}:2", max_steps=sizes.grpo_steps,

@@ -36,13 +36,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CriterionPair:
-    """One training instance: on ``criterion``, response ``chosen`` is preferred to ``rejected``."""
+    """One training instance: r(x, criterion, chosen) should exceed r(x, rejected_criterion or criterion,
+    rejected)."""
 
     item: BenchItem
     criterion: Criterion
     chosen: str
     rejected: str
-    source: str  # "pairwise" or "pointwise"
+    source: str  # "pairwise", "pointwise" or "criterion_contrast"
+    rejected_criterion: Criterion | None = None
+
+    def rendered(self) -> tuple[str, str]:
+        """The chosen and rejected inputs, rendered as the judge track renders them."""
+        return (render_pointwise(self.item, self.criterion, self.chosen),
+                render_pointwise(self.item, self.rejected_criterion or self.criterion, self.rejected))
 
 
 def criterion_pairs(items: Sequence[BenchItem]) -> list[CriterionPair]:
@@ -80,6 +87,28 @@ def criterion_pairs(items: Sequence[BenchItem]) -> list[CriterionPair]:
     return pairs
 
 
+def criterion_contrast_pairs(items: Sequence[BenchItem]) -> list[CriterionPair]:
+    """Pairs that contrast two criteria on the SAME response: (x, c, y) where y meets c is preferred to
+    (x, c', y) where y does not meet c'.
+
+    Response-contrast pairs (:func:`criterion_pairs`) only fix how r ranks responses within one criterion,
+    so r may carry a different offset for every criterion and no single pointwise threshold fits them all.
+    These pairs put every criterion on one scale — "met" above "not met" — which is what the calibrated
+    pointwise threshold assumes; they also force the model to read the criterion, as the response is fixed.
+    """
+    pairs: list[CriterionPair] = []
+    for item in items:
+        if item.labels is None:
+            continue
+        criteria = {c.id: c for c in item.rubric}
+        for response in item.responses:
+            verdicts = [(criteria[label.criterion], label.met) for label in item.labels.pointwise
+                        if label.response == response.id]
+            pairs += [CriterionPair(item, met_c, response.text, response.text, "criterion_contrast", unmet_c)
+                      for met_c, met in verdicts if met for unmet_c, unmet in verdicts if not unmet]
+    return pairs
+
+
 def split_items(items: Sequence[BenchItem], dev_fraction: float, seed: int) -> tuple[list[BenchItem], list[BenchItem]]:
     """Train and dev items (split by item, seeded), the dev part for threshold calibration."""
     order = list(items)
@@ -92,11 +121,10 @@ def pair_dataset(pairs: Sequence[CriterionPair], tokenizer: Any, max_length: int
     """A ``datasets.Dataset`` of pre-tokenised ``chosen_ids`` / ``rejected_ids`` for TRL's RewardTrainer."""
     from datasets import Dataset
 
+    rendered = [p.rendered() for p in pairs]
     return Dataset.from_dict({
-        "chosen_ids": [reward_input_ids(tokenizer, render_pointwise(p.item, p.criterion, p.chosen), max_length)
-                       for p in pairs],
-        "rejected_ids": [reward_input_ids(tokenizer, render_pointwise(p.item, p.criterion, p.rejected), max_length)
-                         for p in pairs],
+        "chosen_ids": [reward_input_ids(tokenizer, chosen, max_length) for chosen, _ in rendered],
+        "rejected_ids": [reward_input_ids(tokenizer, rejected, max_length) for _, rejected in rendered],
     })
 
 
@@ -120,8 +148,8 @@ def pointwise_queries(items: Sequence[BenchItem]) -> tuple[list[PointwiseQuery],
 
 
 def load_base_model(source: str, seed: int):
-    """A 1-label sequence-classification model and its tokenizer from any encoder or decoder checkpoint
-    (the scalar head is freshly initialised, seeded, when the checkpoint has none)."""
+    """A 1-label sequence-classification model, its tokenizer, and the names of the parameters the checkpoint
+    lacks (the scalar head, freshly initialised and seeded, when the checkpoint has none)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -130,19 +158,34 @@ def load_base_model(source: str, seed: int):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+    model, loading = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1,
+                                                                       output_loading_info=True)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return model, tokenizer, set(loading["missing_keys"])
 
 
 def save_base_reward_model(source: str, output: str | Path, seed: int = 0) -> Path:
     """Save the untrained starting point (same backbone, fresh head) as a reward-model checkpoint, so the
     base can be judged with exactly the code path of the trained model."""
-    model, tokenizer = load_base_model(resolve_model_source(source), seed)
+    model, tokenizer, _ = load_base_model(resolve_model_source(source), seed)
     output = Path(output)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     return output
+
+
+def optimizer(model: Any, fresh: set[str], recipe: RewardModelRecipe):
+    """AdamW (Trainer's default betas, eps and zero weight decay) in which the parameters the base checkpoint
+    lacks learn at ``head_learning_rate``: a random scalar head needs far larger steps than the pretrained
+    body, and a slow head wastes the start of a short CPU run on near-zero margins."""
+    import torch
+
+    head = [p for name, p in model.named_parameters() if p.requires_grad and name in fresh]
+    body = [p for name, p in model.named_parameters() if p.requires_grad and name not in fresh]
+    groups = [{"params": body, "lr": recipe.learning_rate}]
+    if head:
+        groups.append({"params": head, "lr": recipe.head_learning_rate or recipe.learning_rate})
+    return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
 
 def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
@@ -152,11 +195,16 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
 
     items = resolve_data(recipe.train_data)
     train_items, dev_items = split_items(items, recipe.dev_fraction, recipe.seed)
-    model, tokenizer = load_base_model(resolve_model_source(recipe.base_model), recipe.seed)
+    model, tokenizer, fresh = load_base_model(resolve_model_source(recipe.base_model), recipe.seed)
     max_length = min(recipe.max_length, reward_max_length(tokenizer, model.config))
+    rng = random.Random(recipe.seed)
     pairs = criterion_pairs(train_items)
     if recipe.max_pairs is not None and len(pairs) > recipe.max_pairs:
-        pairs = random.Random(recipe.seed).sample(pairs, recipe.max_pairs)
+        pairs = rng.sample(pairs, recipe.max_pairs)
+    if recipe.criterion_contrast_pairs:
+        contrast = criterion_contrast_pairs(train_items)
+        pairs += rng.sample(contrast, min(recipe.criterion_contrast_pairs, len(contrast)))
+        rng.shuffle(pairs)
     if not pairs:
         raise ValueError(f"{recipe.train_data}: no criterion-level preference pairs (are there labels?)")
     log.info("training on %d criterion-level pairs from %d items", len(pairs), len(train_items))
@@ -169,7 +217,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
 
     dataset = pair_dataset(pairs, tokenizer, max_length)
     trainer = RewardTrainer(model=model, args=recipe.trl_config(), train_dataset=dataset, processing_class=tokenizer,
-                            callbacks=[_Record()])
+                            callbacks=[_Record()], optimizers=(optimizer(model, fresh, recipe), None))
     trainer.train()
     output = Path(recipe.output_dir)
     trainer.save_model(str(output))
@@ -187,6 +235,8 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
         "base_model": recipe.base_model, "train_data": recipe.train_data, "train_items": len(train_items),
         "dev_items": len(dev_items), "pairs": len(pairs),
         "pairs_by_type": {t: sum(p.criterion.type == t for p in pairs) for t in CRITERION_TYPES},
+        "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in ("pairwise", "pointwise",
+                                                                            "criterion_contrast")},
         "max_length": max_length, "threshold": threshold, "dev_pointwise_accuracy": dev_accuracy,
         "final_train_loss": next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
         "recipe": recipe.model_dump(),
@@ -208,7 +258,8 @@ Use it with `promedical-bench run --model PATH` (judge track) or `--judge rm:PAT
 ## Data
 - Source: `{report['train_data']}` — {report['train_items']} training items, {report['dev_items']} dev items
   held out for calibration.
-- {report['pairs']} criterion-level pairs: {report['pairs_by_type']}.
+- {report['pairs']} criterion-level pairs: by criterion type {report['pairs_by_type']}; by source
+  {report['pairs_by_source']}.
 
 ## Calibration
 - Pointwise threshold on sigmoid(r): {report['threshold']:.4f}, chosen on the dev split (pointwise

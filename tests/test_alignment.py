@@ -5,7 +5,14 @@ import json
 import pytest
 
 from promedical.alignment.config import GRPORecipe, load_recipe, recipe_path, resolve_data
-from promedical.alignment.rm import calibrate_threshold, criterion_pairs, split_items
+from promedical.alignment.rm import (
+    calibrate_threshold,
+    criterion_contrast_pairs,
+    criterion_pairs,
+    load_base_model,
+    optimizer,
+    split_items,
+)
 from promedical.bench.datasets import BenchDataError, load_bench
 from promedical.bench.prompts import TEMPLATE_HASH
 from tests.conftest import DATA
@@ -70,6 +77,31 @@ def test_one_pair_per_criterion_for_the_sample_bench():
     assert len(keys) == len(pairs) > 700
 
 
+def test_criterion_contrast_pairs_keep_the_response_and_prefer_the_met_criterion():
+    item = next(i for i in resolve_data("synthetic:train:5:0"))
+    pairs = criterion_contrast_pairs([item])
+    met = {(label.criterion, label.response): label.met for label in item.labels.pointwise}
+    by_text = {r.text: r.id for r in item.responses}
+    expected = sum(sum(met[c.id, r.id] for c in item.rubric) * sum(not met[c.id, r.id] for c in item.rubric)
+                   for r in item.responses)
+    assert len(pairs) == expected > 0
+    for pair in pairs:
+        response = by_text[pair.chosen]
+        assert pair.rejected == pair.chosen and pair.source == "criterion_contrast"
+        assert met[pair.criterion.id, response] and not met[pair.rejected_criterion.id, response]
+        chosen, rejected = pair.rendered()
+        assert pair.criterion.text in chosen and pair.rejected_criterion.text in rejected
+
+
+def test_only_the_fresh_head_learns_at_the_head_learning_rate(tiny_models):
+    model, _, fresh = load_base_model(str(tiny_models["causal"]), seed=0)  # a causal LM has no scalar head
+    assert fresh == {"score.weight"}
+    recipe = load_recipe("smoke-rm", output_dir="unused", learning_rate=1e-5, head_learning_rate=1e-3)
+    body, head = optimizer(model, fresh, recipe).param_groups
+    assert head["lr"] == 1e-3 and head["params"] == [model.score.weight]
+    assert body["lr"] == 1e-5 and len(body["params"]) == sum(1 for _ in model.parameters()) - 1
+
+
 def test_threshold_calibration():
     threshold, accuracy = calibrate_threshold([0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [False, False, False, True, True, True])
     assert 0.3 < threshold < 0.7 and accuracy == 1.0
@@ -99,4 +131,87 @@ def test_quick_reproduction_end_to_end(tmp_path):
     runs = sorted(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
     assert len(runs) == 6 and all(read_results(r) for r in runs)
     assert summary["grpo"]["steps"] == QUICK.grpo_steps
+    assert (tmp_path / "models" / "sft" / "base" / "config.json").exists(), "the fresh tiny policy is kept"
+    assert summary["sft"]["final_loss"] is not None and summary["grpo"]["violation_rate_last"] is not None
     assert set(summary["judge"]) == {"sample", "synthetic_heldout"}
+
+
+def test_sentence_tokens_keep_the_form_each_sentence_occurs_in():
+    from promedical.bench.tiny import sentence_tokens
+
+    texts = ["Hello there. Take care.", "Take care. Is it bad? Take care!", "Hello there. Take care."]
+    assert sentence_tokens(texts) == [" Is it bad?", " Take care!", " Take care.", "Hello there.", "Take care."]
+    assert sentence_tokens(texts, min_count=2) == [" Take care.", "Hello there."]
+
+
+def test_tiny_model_options_build_a_sentence_level_policy(tmp_path):
+    """The additive options of build_tiny_model: extra corpus, whole-sentence tokens, size and init; the
+    defaults still build the 64-wide demo model."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from promedical.bench.tiny import build_tiny_model, sentence_tokens
+
+    responses = [r.text for item in resolve_data("synthetic:train:4:1") for r in item.responses]
+    path = build_tiny_model(tmp_path / "policy", extra_texts=responses, extra_tokens=sentence_tokens(responses),
+                            vocab_size=400, hidden_size=96, num_layers=1, init_std=0.1)
+    config = AutoConfig.from_pretrained(path)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.initializer_range) == \
+        (96, 1, 6, 0.1)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    ids = tokenizer(responses[0], add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(sentence_tokens([responses[0]])) and tokenizer.decode(ids) == responses[0]
+    unseen = "An unseen question: does 10,000 IU of vitamin D a day hurt?"
+    assert tokenizer.decode(tokenizer(unseen, add_special_tokens=False)["input_ids"]) == unseen  # BPE fallback
+    assert AutoModelForCausalLM.from_pretrained(path).config.vocab_size == len(tokenizer)
+    default = AutoConfig.from_pretrained(build_tiny_model(tmp_path / "default"))
+    assert (default.hidden_size, default.num_hidden_layers, default.intermediate_size, default.num_attention_heads,
+            default.num_key_value_heads, default.initializer_range) == (64, 2, 128, 4, 2, 0.02)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_tiny_model(tmp_path / "bad", hidden_size=100)
+
+
+def test_sft_examples_are_prompt_completion_and_only_the_response_is_trained(tmp_path):
+    from trl import SFTTrainer
+
+    from promedical.alignment.grpo import _tokenizer, build_tiny_policy, response_dataset
+
+    recipe = load_recipe("smoke-sft", output_dir=str(tmp_path / "sft"), train_data="synthetic:train:3:1",
+                         tiny_hidden_size=32, tiny_vocab_size=300)
+    assert recipe.base_model == "tiny" and recipe.trl_config().completion_only_loss is True
+    items = resolve_data(recipe.train_data)
+    dataset = response_dataset(items)
+    assert set(dataset.column_names) == {"prompt", "completion"}
+    assert len(dataset) == sum(len(item.responses) for item in items)
+    assert dataset[0]["completion"] == [{"role": "assistant", "content": items[0].responses[0].text}]
+    base = build_tiny_policy(recipe, items)
+    assert base == tmp_path / "sft" / "base"
+    tokenizer = _tokenizer(str(base))
+    trainer = SFTTrainer(model=str(base), args=recipe.trl_config(), train_dataset=dataset, processing_class=tokenizer)
+    example = trainer.train_dataset[0]
+    trained = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != -100]
+    assert tokenizer.decode(trained).startswith(items[0].responses[0].text + "<|im_end|>")
+    prompt = example["input_ids"][:len(example["input_ids"]) - len(trained)]
+    assert items[0].messages[0].content in tokenizer.decode(prompt), "the prompt is context, not a target"
+
+
+def test_bad_sft_recipe_settings_are_refused():
+    with pytest.raises(BenchDataError) as error:
+        load_recipe("smoke-sft", tiny_hidden_size=100)
+    assert error.value.field == "tiny_hidden_size"
+
+
+def test_tiny_policy_sft_then_grpo_report_their_progress(tmp_path, tiny_models):
+    """A real (toy-sized) SFT of a fresh tiny policy, then two GRPO steps graded by a real reward model."""
+    from promedical.alignment.grpo import train_grpo, train_sft
+
+    sft = train_sft(load_recipe("smoke-sft", output_dir=str(tmp_path / "sft"), train_data="synthetic:train:4:1",
+                                tiny_hidden_size=32, tiny_vocab_size=300, epochs=1, batch_size=4, logging_steps=1))
+    assert sft["steps"] > 0 and sft["final_loss"] > 0 and sft["vocab_size"] > 300
+    assert (tmp_path / "sft" / "base" / "config.json").exists() and (tmp_path / "sft" / "config.json").exists()
+    grpo = train_grpo(load_recipe("smoke-grpo", policy_model=str(tmp_path / "sft"), judge=f"rm:{tiny_models['reward']}",
+                                  prompts="synthetic:train:2:2", max_steps=2, num_generations=2, batch_size=2,
+                                  max_completion_length=8, logging_steps=1, output_dir=str(tmp_path / "grpo")))
+    assert grpo["steps"] == 2
+    for key in ("reward", "violation_rate", "completion_length"):
+        assert grpo[f"{key}_first"] is not None and grpo[f"{key}_last"] is not None
+    assert 0.0 <= grpo["groups_without_reward_variance"] <= 1.0
