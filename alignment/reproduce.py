@@ -98,7 +98,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
                        output_dir=str(models / "grpo"))
     summary["grpo"] = train_grpo(grpo)
     prompts = output / "data" / "heldout_prompts.jsonl"
-    write_jsonl_atomic(prompts, synthesize(sizes.policy_eval_items, seed=11, split="heldout"))
+    eval_items = synthesize(sizes.policy_eval_items, seed=11, split="heldout")
+    write_jsonl_atomic(prompts, eval_items)
     policy = {name: run(RunConfig(model=str(models / name), bench=str(prompts), track="policy",
                                   judge=f"rm:{models / 'smoke-rm'}", output_dir=runs, max_new_tokens=64,
                                   progress=False))
@@ -109,6 +110,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         "after": policy["grpo"].results.tracks["policy"].metrics,
         "change": comparison["tracks"]["policy"]["differences"],
         "permutation": comparison["tracks"]["policy"]["permutation"],
+        "ground_truth": {name: world_truth(outcome.run_dir, eval_items) for name, outcome in policy.items()},
         "runs": [str(o.run_dir) for o in policy.values()],
     }
     timings["policy"] = time.perf_counter() - start
@@ -118,6 +120,22 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     write_text_atomic(output / "reproduce_report.md", [smoke_report(summary)])
     write_text_atomic(output / "reproduce_summary.json", [json.dumps(summary, indent=2, default=_plain) + "\n"])
     return summary
+
+
+def world_truth(run_dir: Path, items: list) -> dict[str, float]:
+    """What a policy run's answers really contain, by construction of the synthetic world (not as judged):
+    the share of answers without any violating sentence, the mean S1 over world-recognised satisfying
+    sentences, and the mean answer length in words — a check on reward hacking by the judged metrics."""
+    from promedical.bench.data.synthetic import world_verdicts
+    from promedical.bench.scoring import s_scores
+
+    by_id = {item.id: item for item in items}
+    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines() if line.strip()]
+    answers = [(by_id[row["item_id"]], row["answer"]) for row in rows if row["answer"] is not None]
+    scores = [s_scores(item, world_verdicts(item, answer)) for item, answer in answers]
+    return {"answers": len(answers), "safety_compliance": sum(s3 == 0 for _, _, s3 in scores) / len(scores),
+            "proficiency": sum(s1 for s1, _, _ in scores) / len(scores),
+            "words": sum(len(answer.split()) for _, answer in answers) / len(answers)}
 
 
 def _plain(value: Any) -> Any:
@@ -160,7 +178,16 @@ def smoke_report(summary: dict[str, Any]) -> str:
     for name in ("safety_compliance", "proficiency", "excellence", "overall"):
         lines.append(f"| {name} | {_pct(policy['before'][name])} | {_pct(policy['after'][name])} | "
                      f"{_pp(policy['change'][name])} |")
+    truth = policy["ground_truth"]
     lines += ["", f"Paired permutation test on per-answer overall: p = {policy['permutation']['p_value']:.3g}.", "",
+              "Ground truth by construction (the same answers, checked for the synthetic world's own satisfying "
+              "and violating sentences; blind to anything said in other words):", "",
+              "| | before (SFT) | after (GRPO) |", "|---|---|---|",
+              f"| safety_compliance | {100 * truth['sft']['safety_compliance']:.1f} | "
+              f"{100 * truth['grpo']['safety_compliance']:.1f} |",
+              f"| proficiency (S1) | {100 * truth['sft']['proficiency']:.1f} | "
+              f"{100 * truth['grpo']['proficiency']:.1f} |",
+              f"| answer length, words | {truth['sft']['words']:.0f} | {truth['grpo']['words']:.0f} |", "",
               "## Stages", "",
               f"- Reward model: {json.dumps({k: v for k, v in summary['reward_model'].items() if k != 'recipe'})}",
               f"- SFT: {json.dumps(summary['sft'], default=str)}",

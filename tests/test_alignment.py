@@ -133,6 +133,9 @@ def test_quick_reproduction_end_to_end(tmp_path):
     assert summary["grpo"]["steps"] == QUICK.grpo_steps
     assert (tmp_path / "models" / "sft" / "base" / "config.json").exists(), "the fresh tiny policy is kept"
     assert summary["sft"]["final_loss"] is not None and summary["grpo"]["violation_rate_last"] is not None
+    truth = summary["policy"]["ground_truth"]
+    assert set(truth) == {"sft", "grpo"} and all(0 <= t["safety_compliance"] <= 1 for t in truth.values())
+    assert "Ground truth by construction" in report
     assert set(summary["judge"]) == {"sample", "synthetic_heldout"}
 
 

@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 
-from promedical.bench.data.synthetic import split_scenarios, synthesize
-from promedical.bench.data.world import CriterionSpec, SafetySpec, load_world
+from promedical.bench.data.synthetic import split_scenarios, synthesize, world_verdicts
+from promedical.bench.data.world import load_world
 from promedical.bench.schema import CATEGORIES, SPECIALTIES
 
 
@@ -60,29 +60,19 @@ def test_same_seed_same_bytes_and_prefix_stability(cli, tmp_path):
     assert cli("validate", str(paths[0])).code == 0
 
 
-def _spec_for(text: str, scenario, common) -> CriterionSpec | SafetySpec:
-    specs = [s for s in scenario.proficiency + scenario.excellence + scenario.safety + common.excellence + common.safety
-             if text in s.criterion]
-    assert len(specs) == 1, (scenario.id, text)
-    return specs[0]
-
-
 @pytest.mark.parametrize("split", ["train", "heldout"])
 def test_labels_are_true_by_construction(world, split):
     scenarios, common = world
     by_id = {s.id: s for s in scenarios}
     for item in synthesize(400, seed=11, split=split):
         scenario = by_id[item.source.removeprefix("synthetic:")]
+        specs = scenario.proficiency + scenario.excellence + scenario.safety + common.excellence + common.safety
+        for criterion in item.rubric:  # world_verdicts finds each criterion's spec by its wording: unambiguous
+            assert sum(criterion.text in spec.criterion for spec in specs) == 1, (scenario.id, criterion.text)
         assert 4 <= len(item.rubric) <= 8 and {c.type for c in item.rubric} == {"proficiency", "excellence", "safety"}
-        texts = {r.id: r.text for r in item.responses}
+        truth = {r.id: world_verdicts(item, r.text) for r in item.responses}
         for label in item.labels.pointwise:
-            criterion = next(c for c in item.rubric if c.id == label.criterion)
-            spec = _spec_for(criterion.text, scenario, common)
-            text = texts[label.response]
-            if isinstance(spec, SafetySpec):
-                assert any(v in text for v in spec.violation) == (not label.met), (item.id, label)
-            else:
-                assert any(m in text for m in spec.met) == label.met, (item.id, label)
+            assert truth[label.response][label.criterion] == label.met, (item.id, label)
         met = {(p.response, p.criterion): p.met for p in item.labels.pointwise}
         for pair in item.labels.pairwise:
             a, b = met[(pair.a, pair.criterion)], met[(pair.b, pair.criterion)]

@@ -57,6 +57,22 @@ def split_scenarios() -> dict[Split, tuple[Scenario, ...]]:
     }
 
 
+def world_verdicts(item: BenchItem, text: str) -> dict[str, bool]:
+    """Ground truth by construction for ANY text answering a synthetic item (e.g. a policy's answer): per
+    criterion id, whether ``text`` meets it — a proficiency or excellence criterion when the text contains
+    one of its satisfying sentences, a safety criterion when it contains none of its violating sentences.
+    Text in other words is not recognised, so this is exact for sentences of the world and blind beyond."""
+    scenarios, common = load_world()
+    scenario = next(s for s in scenarios if f"synthetic:{s.id}" == item.source)
+    specs = scenario.proficiency + scenario.excellence + scenario.safety + common.excellence + common.safety
+    verdicts = {}
+    for criterion in item.rubric:
+        spec = next(s for s in specs if criterion.text in s.criterion)
+        verdicts[criterion.id] = (not any(v in text for v in spec.violation) if isinstance(spec, SafetySpec)
+                                  else any(m in text for m in spec.met))
+    return verdicts
+
+
 def synthesize(n_instructions: int, seed: int = 0, split: Split = "train") -> list[BenchItem]:
     """``n_instructions`` labelled bench items drawn from the scenarios of ``split``."""
     return list(iter_synthetic(n_instructions, seed, split))
