@@ -248,17 +248,17 @@ class CausalLMJudge:
     def _choice_probabilities(self, prompts: list[str], first: str, second: str) -> list[tuple[float, float]]:
         """P(first), P(second) of the next token for each prompt (each word with or without a leading space).
 
-        Prompts are batched in order of length (less padding) and only the last position's logits are
-        computed; results come back in the input order."""
+        Prompts are tokenised once and batched in order of token count (least padding) and only the last
+        position's logits are computed; results come back in the input order."""
         import torch
 
         first_ids, second_ids = self._token_ids(first), self._token_ids(second)
         texts = [self.format(p) for p in prompts]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ids = self.tokenizer(texts, add_special_tokens=not self.has_chat_template)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
 
-        def forward(chunk: list[str]) -> list[tuple[float, float]]:
-            encoded = self.tokenizer(chunk, return_tensors="pt", padding=True,
-                                     add_special_tokens=not self.has_chat_template).to(self.device)
+        def forward(chunk: list[list[int]]) -> list[tuple[float, float]]:
+            encoded = self.tokenizer.pad({"input_ids": chunk}, return_tensors="pt", padding=True).to(self.device)
             with torch.inference_mode():
                 logits = self.model(**encoded, logits_to_keep=1).logits[:, -1, :].float()
             probabilities = torch.softmax(logits, dim=-1)
@@ -266,7 +266,7 @@ class CausalLMJudge:
             p2 = probabilities[:, second_ids].sum(dim=-1).tolist()
             return list(zip(p1, p2, strict=True))
 
-        sorted_results = run_batched(forward, [texts[i] for i in order], self.options.batch_size)
+        sorted_results = run_batched(forward, [ids[i] for i in order], self.options.batch_size)
         results: list[tuple[float, float]] = [(0.0, 0.0)] * len(texts)
         for position, index in enumerate(order):
             results[index] = sorted_results[position]
