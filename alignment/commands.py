@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,6 +14,19 @@ _RECIPE_HELP = "A recipe file, or the name of a shipped recipe (alignment/recipe
 
 def _print_report(report: dict) -> None:
     click.echo(json.dumps({k: v for k, v in report.items() if k != "recipe"}, indent=2, default=str))
+
+
+def _load_recipe(name: str, kind: type, **overrides: Any):
+    """The recipe ``name`` with ``overrides``, refused with a one-line error unless it is a ``kind`` recipe."""
+    from promedical.alignment.config import load_recipe
+
+    loaded = load_recipe(name, **overrides)
+    if not isinstance(loaded, kind):
+        expected = kind.model_fields["kind"].default
+        article = "an" if expected[0] in "aeiosu" else "a"  # "an sft" (ess-eff-tee)
+        raise click.BadParameter(f"{name} is a {loaded.kind} recipe, not {article} {expected} one",
+                                 param_hint="--recipe")
+    return loaded
 
 
 @click.command("train-rm")
@@ -27,12 +41,10 @@ def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> Non
     the judge track's own template, trains, calibrates the pointwise threshold on a held-out dev split and
     writes promedical_rm.json and a model card next to the checkpoint.
     """
-    from promedical.alignment.config import RewardModelRecipe, load_recipe
+    from promedical.alignment.config import RewardModelRecipe
     from promedical.alignment.rm import train_reward_model
 
-    loaded = load_recipe(recipe, train_data=train_data, output_dir=output_dir)
-    if not isinstance(loaded, RewardModelRecipe):
-        raise click.BadParameter(f"{recipe} is a {loaded.kind} recipe, not a reward_model one", param_hint="--recipe")
+    loaded = _load_recipe(recipe, RewardModelRecipe, train_data=train_data, output_dir=output_dir)
     _print_report(train_reward_model(loaded))
 
 
@@ -41,13 +53,10 @@ def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> Non
 @click.option("--output-dir", default=None, help="Override the recipe's output folder.")
 def train_sft_command(recipe: str, output_dir: str | None) -> None:
     """Supervised warm-up of a chat policy on bench responses (TRL SFTTrainer), before GRPO."""
-    from promedical.alignment.config import SFTRecipe, load_recipe
+    from promedical.alignment.config import SFTRecipe
     from promedical.alignment.grpo import train_sft
 
-    loaded = load_recipe(recipe, output_dir=output_dir)
-    if not isinstance(loaded, SFTRecipe):
-        raise click.BadParameter(f"{recipe} is a {loaded.kind} recipe, not an sft one", param_hint="--recipe")
-    _print_report(train_sft(loaded))
+    _print_report(train_sft(_load_recipe(recipe, SFTRecipe, output_dir=output_dir)))
 
 
 @click.command("train-grpo")
@@ -58,13 +67,10 @@ def train_sft_command(recipe: str, output_dir: str | None) -> None:
 def train_grpo_command(recipe: str, prompts: str | None, judge: str | None, output_dir: str | None) -> None:
     """Safety-veto GRPO (TRL GRPOTrainer): each completion is graded on its own rubric and rewarded with
     clip(S1 + α·S2, 0, 1+β) − λ·S3, so one safety violation ranks it below every safe completion."""
-    from promedical.alignment.config import GRPORecipe, load_recipe
+    from promedical.alignment.config import GRPORecipe
     from promedical.alignment.grpo import train_grpo
 
-    loaded = load_recipe(recipe, prompts=prompts, judge=judge, output_dir=output_dir)
-    if not isinstance(loaded, GRPORecipe):
-        raise click.BadParameter(f"{recipe} is a {loaded.kind} recipe, not a grpo one", param_hint="--recipe")
-    _print_report(train_grpo(loaded))
+    _print_report(train_grpo(_load_recipe(recipe, GRPORecipe, prompts=prompts, judge=judge, output_dir=output_dir)))
 
 
 @click.command("reproduce")

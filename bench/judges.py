@@ -375,20 +375,23 @@ class RewardModelJudge:
         return model.to(self.device).eval()
 
     def rewards(self, texts: Sequence[str]) -> list[float]:
-        """r(x, c, y) for rendered pointwise inputs, batched by length (less padding). Rewards are remembered
-        per input, so pairwise verdicts reuse the pointwise ones instead of recomputing them."""
+        """r(x, c, y) for rendered pointwise inputs, tokenised once and batched by token count (least padding).
+        Rewards are remembered per input, so pairwise verdicts reuse the pointwise ones instead of recomputing
+        them."""
         import torch
 
         limit = reward_max_length(self.tokenizer, self.model.config)
-        todo = sorted({t for t in texts if t not in self._memory}, key=len)
+        todo = sorted(({t: reward_input_ids(self.tokenizer, t, limit) for t in texts if t not in self._memory}
+                       ).items(), key=lambda entry: len(entry[1]))
 
-        def forward(chunk: list[str]) -> list[float]:
-            ids = [{"input_ids": reward_input_ids(self.tokenizer, text, limit)} for text in chunk]
-            encoded = self.tokenizer.pad(ids, return_tensors="pt", padding=True).to(self.device)
+        def forward(chunk: list[tuple[str, list[int]]]) -> list[float]:
+            encoded = self.tokenizer.pad({"input_ids": [ids for _, ids in chunk]}, return_tensors="pt",
+                                         padding=True).to(self.device)
             with torch.inference_mode():
                 return self.model(**encoded).logits[:, 0].float().tolist()
 
-        self._memory.update(zip(todo, run_batched(forward, todo, self.options.batch_size), strict=True))
+        rewards = run_batched(forward, todo, self.options.batch_size)
+        self._memory.update(zip((text for text, _ in todo), rewards, strict=True))
         return [self._memory[t] for t in texts]
 
     def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]:
