@@ -53,6 +53,9 @@ class RewardModelRecipe(_Recipe):
     base_model: str = "minilm"
     train_data: str
     dev_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    calibration_data: str | None = Field(
+        default=None, description="labelled items that pick the pointwise threshold instead of the dev split, "
+                                  "e.g. hand-written items in the style of the bench to be judged")
     max_pairs: int | None = Field(default=None, ge=1, description="response-contrast pairs sampled at most")
     criterion_contrast_pairs: int = Field(
         default=0, ge=0, description="additional pairs contrasting a met and an unmet criterion on the same "
@@ -214,10 +217,10 @@ def resolve_model_source(spec: str) -> str:
 def resolve_data(spec: str) -> list[BenchItem]:
     """Bench items for a data spec (a bench source, or ``synthetic:SPLIT:N[:SEED]``)."""
     if spec.startswith("synthetic:"):
-        from promedical.bench.data.synthetic import synthesize
+        from promedical.bench.data.synthetic import SPLITS, synthesize
 
         parts = spec.split(":")
-        if len(parts) not in (3, 4) or parts[1] not in ("train", "heldout") or not parts[2].isdigit():
-            raise BenchDataError(spec, "expected synthetic:train|heldout:N[:SEED]")
+        if len(parts) not in (3, 4) or parts[1] not in SPLITS or not parts[2].isdigit():
+            raise BenchDataError(spec, f"expected synthetic:{'|'.join(SPLITS)}:N[:SEED]")
         return synthesize(int(parts[2]), int(parts[3]) if len(parts) == 4 else 0, parts[1])  # type: ignore[arg-type]
     return load_bench(spec)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promedical.alignment.config import load_recipe, recipe_path
+from promedical.alignment.config import load_recipe, recipe_path, resolve_data
 from promedical.bench.compare import compare_runs
 from promedical.bench.io import write_jsonl_atomic, write_text_atomic
 from promedical.bench.runner import RunConfig, run
@@ -35,6 +35,7 @@ class SmokeSizes:
     rm_items: int = 800
     rm_pairs: int | None = None  # None: the smoke-rm recipe's max_pairs and criterion_contrast_pairs
     heldout_items: int = 60
+    synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
     sft_items: int = 600
     grpo_prompts: int = 64
     grpo_steps: int = 24
@@ -42,15 +43,15 @@ class SmokeSizes:
     sample_limit: int | None = None
 
 
-QUICK = SmokeSizes(rm_items=40, rm_pairs=60, heldout_items=6, sft_items=30, grpo_prompts=8, grpo_steps=2,
-                   policy_eval_items=4, sample_limit=4)
+QUICK = SmokeSizes(rm_items=40, rm_pairs=60, heldout_items=6, synthetic_calibration_items=4, sft_items=30,
+                   grpo_prompts=8, grpo_steps=2, policy_eval_items=4, sample_limit=4)
 
 
 def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callable[[str], None] = print
                     ) -> dict[str, Any]:
     """Run the smoke reproduction into ``output``; returns the summary that the report is written from."""
     from promedical.alignment.grpo import train_grpo, train_sft
-    from promedical.alignment.rm import save_base_reward_model, train_reward_model
+    from promedical.alignment.rm import calibrated_view, save_base_reward_model, train_reward_model
     from promedical.bench.data.synthetic import synthesize
 
     output = Path(output)
@@ -67,7 +68,15 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
                             train_data=f"synthetic:train:{sizes.rm_items}:0", max_pairs=sizes.rm_pairs,
                             criterion_contrast_pairs=sizes.rm_pairs)
     summary["reward_model"] = train_reward_model(rm_recipe)
-    save_base_reward_model("minilm", models / "base-rm", seed=rm_recipe.seed)
+    save_base_reward_model("minilm", models / "base-rm", seed=rm_recipe.seed,
+                           calibration_data=rm_recipe.calibration_data)  # the base gets the same threshold rule
+    # The recipe's threshold fits hand-written text; synthetic-world text (the held-out bench, the policy's
+    # answers) gets the same weights with a threshold picked on synthetic items the RM did not train on.
+    synthetic_calibration = f"synthetic:train:{sizes.synthetic_calibration_items}:3"
+    for name in ("base-rm", "smoke-rm"):
+        calibrated_view(models / name, models / f"{name}-synthetic", resolve_data(synthetic_calibration),
+                        synthetic_calibration)
+    summary["synthetic_calibration"] = synthetic_calibration
     timings["reward_model"] = time.perf_counter() - start
 
     start = stage("2/4 judge track: untrained base vs trained reward model")
@@ -75,8 +84,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     heldout.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(heldout, synthesize(sizes.heldout_items, seed=7, split="heldout"))
     summary["judge"] = {}
-    for bench_name, bench in (("sample", "sample"), ("synthetic_heldout", str(heldout))):
-        outcomes = {name: run(RunConfig(model=str(models / name), bench=bench, output_dir=runs,
+    for bench_name, bench, suffix in (("sample", "sample", ""), ("synthetic_heldout", str(heldout), "-synthetic")):
+        outcomes = {name: run(RunConfig(model=str(models / f"{name}{suffix}"), bench=bench, output_dir=runs,
                                         limit=sizes.sample_limit if bench == "sample" else None, progress=False))
                     for name in ("base-rm", "smoke-rm")}
         comparison = compare_runs(outcomes["base-rm"].run_dir, outcomes["smoke-rm"].run_dir)
@@ -93,15 +102,17 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base
     sft = load_recipe("smoke-sft", output_dir=str(models / "sft"), train_data=f"synthetic:train:{sizes.sft_items}:1")
     summary["sft"] = train_sft(sft)
-    grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), judge=f"rm:{models / 'smoke-rm'}",
+    grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), judge=f"rm:{models / 'smoke-rm-synthetic'}",
                        prompts=f"synthetic:train:{sizes.grpo_prompts}:2", max_steps=sizes.grpo_steps,
                        output_dir=str(models / "grpo"))
     summary["grpo"] = train_grpo(grpo)
     prompts = output / "data" / "heldout_prompts.jsonl"
-    eval_items = synthesize(sizes.policy_eval_items, seed=11, split="heldout")
+    # unseen prompts about the training scenarios: a sentence-level policy has nothing to say about unseen
+    # scenarios, so those would measure nothing (the judge track above covers unseen scenarios)
+    eval_items = synthesize(sizes.policy_eval_items, seed=11, split="heldout_prompts")
     write_jsonl_atomic(prompts, eval_items)
     policy = {name: run(RunConfig(model=str(models / name), bench=str(prompts), track="policy",
-                                  judge=f"rm:{models / 'smoke-rm'}", output_dir=runs, max_new_tokens=64,
+                                  judge=f"rm:{models / 'smoke-rm-synthetic'}", output_dir=runs, max_new_tokens=64,
                                   progress=False))
               for name in ("sft", "grpo")}
     comparison = compare_runs(policy["sft"].run_dir, policy["grpo"].run_dir)
@@ -161,7 +172,10 @@ def smoke_report(summary: dict[str, Any]) -> str:
              "on synthetic clinical-world data, judged like the paper's judge table, and a tiny policy aligned "
              "with safety-veto GRPO. **These numbers are on a different scale from the paper's** (different "
              "model sizes, data and bench); the paper's gains are shown only for orientation.", "",
-             "## Judge track: trained reward model vs its untrained base", ""]
+             "## Judge track: trained reward model vs its untrained base", "",
+             f"Both models' pointwise thresholds were picked on `{summary['reward_model']['calibration_data']}` "
+             f"for the sample, and on `{summary['synthetic_calibration']}` for synthetic-world text (the "
+             "held-out bench and the policy's answers): same weights, one threshold per kind of text.", ""]
     for bench, data in summary["judge"].items():
         lines += [f"### {bench}", "", "| metric | base | trained | gain, pp (paired 95% CI) | paper's gain, pp |",
                   "|---|---|---|---|---|"]
@@ -173,7 +187,9 @@ def smoke_report(summary: dict[str, Any]) -> str:
         test = data["mcnemar"]
         lines += ["", f"McNemar on instance correctness: p = {test['p_value']:.3g} (n = {test['n']}).", ""]
     policy = summary["policy"]
-    lines += ["## Policy track: before vs after safety-veto GRPO (held-out prompts, graded by the trained RM)", "",
+    lines += ["## Policy track: before vs after safety-veto GRPO (graded by the trained RM)", "",
+              "Held-out prompts: the prompt of every training scenario that no training item uses "
+              "(`synthetic:heldout_prompts`).", "",
               "| metric | before (SFT) | after (GRPO) | change, pp |", "|---|---|---|---|"]
     for name in ("safety_compliance", "proficiency", "excellence", "overall"):
         lines.append(f"| {name} | {_pct(policy['before'][name])} | {_pct(policy['after'][name])} | "

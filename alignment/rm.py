@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from promedical.alignment.config import RewardModelRecipe, resolve_data, resolve_model_source
 from promedical.bench.io import write_text_atomic
@@ -129,16 +132,26 @@ def pair_dataset(pairs: Sequence[CriterionPair], tokenizer: Any, max_length: int
 
 
 def calibrate_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[float, float]:
-    """The threshold on σ(r) that maximises pointwise accuracy on labelled dev decisions, and that accuracy.
+    """The threshold on σ(r) at which a logistic fit of the labels on r crosses 1/2 (Platt scaling), and the
+    pointwise accuracy it gives on these labelled decisions.
 
-    Candidates are midpoints between consecutive distinct scores (and the extremes); ties in accuracy go
-    to the candidate closest to 0.5.
+    The fit uses every score, not just the one cut that happens to sort a small calibration set best, so it
+    moves less from one set of items to another (docs/alignment.md, "Measured"). When the scores do not
+    rank "met" above "not met" (slope ≤ 0), no cut helps and the threshold gives the majority label.
     """
-    ordered = sorted(set(scores))
-    candidates = [0.0, 1.0 + 1e-9] + [(a + b) / 2 for a, b in zip(ordered, ordered[1:], strict=False)]
-    best = max(candidates, key=lambda t: (sum((s >= t) == m for s, m in zip(scores, met, strict=True)), -abs(t - 0.5)))
-    accuracy = sum((s >= best) == m for s, m in zip(scores, met, strict=True)) / len(met)
-    return best, accuracy
+    from sklearn.linear_model import LogisticRegression
+
+    clipped = np.clip(np.asarray(scores, dtype=float), 1e-12, 1 - 1e-12)
+    rewards, labels = np.log(clipped / (1 - clipped))[:, None], np.asarray(met, dtype=bool)
+    slope = intercept = 0.0
+    if 0 < labels.sum() < len(labels):
+        fit = LogisticRegression().fit(rewards, labels)
+        slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if slope > 0:
+        threshold = float(1 / (1 + np.exp(intercept / slope)))  # σ(r*) with r* = −intercept / slope
+    else:
+        threshold = 0.0 if labels.mean() >= 0.5 else 1.0 + 1e-9
+    return threshold, float(np.mean((clipped >= threshold) == labels))
 
 
 def pointwise_queries(items: Sequence[BenchItem]) -> tuple[list[PointwiseQuery], list[bool]]:
@@ -164,14 +177,48 @@ def load_base_model(source: str, seed: int):
     return model, tokenizer, set(loading["missing_keys"])
 
 
-def save_base_reward_model(source: str, output: str | Path, seed: int = 0) -> Path:
+def save_base_reward_model(source: str, output: str | Path, seed: int = 0, calibration_data: str | None = None
+                           ) -> Path:
     """Save the untrained starting point (same backbone, fresh head) as a reward-model checkpoint, so the
-    base can be judged with exactly the code path of the trained model."""
+    base can be judged with exactly the code path of the trained model — calibrated on the same data when
+    the trained one was calibrated on ``calibration_data``."""
     model, tokenizer, _ = load_base_model(resolve_model_source(source), seed)
     output = Path(output)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
+    if calibration_data:
+        write_calibration(output, resolve_data(calibration_data), calibration_data)
     return output
+
+
+def calibrated_view(model_dir: str | Path, output: str | Path, items: Sequence[BenchItem], source: str) -> Path:
+    """The reward model of ``model_dir`` under ``output`` (relative symlinks to its files) with its own
+    threshold picked on ``items``: one checkpoint that judges two kinds of text needs a threshold for each
+    (see :func:`write_calibration`)."""
+    model_dir, output = Path(model_dir), Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    for file in model_dir.iterdir():
+        if file.is_file() and file.name not in (RM_CALIBRATION_FILE, "README.md"):
+            (output / file.name).symlink_to(os.path.relpath(file.resolve(), output.resolve()))
+    write_calibration(output, items, source)
+    return output
+
+
+def write_calibration(model_dir: Path, items: Sequence[BenchItem], source: str) -> tuple[float, float]:
+    """Pick the threshold on σ(r) on labelled ``items`` (:func:`calibrate_threshold`) and save it with the
+    template hash in the file ``run`` reads; returns (threshold, pointwise accuracy there).
+
+    Bradley–Terry pairs compare instances of one item only, so r is defined up to an offset per item, and a
+    threshold is only as good as the likeness of these items to the items it will judge."""
+    queries, met = pointwise_queries(items)
+    judge = RewardModelJudge(str(model_dir), threshold=0.5)  # only the scores are used: they pick the threshold
+    threshold, accuracy = (calibrate_threshold([v.score for v in judge.pointwise(queries)], met) if queries
+                           else (0.5, float("nan")))
+    write_text_atomic(model_dir / RM_CALIBRATION_FILE, [json.dumps({
+        "threshold": threshold, "template_hash": TEMPLATE_HASH, "template_version": TEMPLATE_VERSION,
+        "calibration_data": source, "calibration_pointwise_accuracy": accuracy, "calibration_instances": len(queries),
+    }, indent=2) + "\n"])
+    return threshold, accuracy
 
 
 def optimizer(model: Any, fresh: set[str], recipe: RewardModelRecipe):
@@ -223,21 +270,16 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     trainer.save_model(str(output))
     tokenizer.save_pretrained(output)
 
-    queries, met = pointwise_queries(dev_items)
-    judge = RewardModelJudge(str(output), threshold=0.5)  # only the scores are used: they pick the threshold
-    scores = [v.score for v in judge.pointwise(queries)]
-    threshold, dev_accuracy = calibrate_threshold(scores, met) if queries else (0.5, float("nan"))
-    write_text_atomic(output / RM_CALIBRATION_FILE, [json.dumps({
-        "threshold": threshold, "template_hash": TEMPLATE_HASH, "template_version": TEMPLATE_VERSION,
-        "dev_pointwise_accuracy": dev_accuracy, "dev_instances": len(queries),
-    }, indent=2) + "\n"])
+    calibration = recipe.calibration_data or f"dev split of {recipe.train_data}"
+    threshold, calibration_accuracy = write_calibration(
+        output, resolve_data(recipe.calibration_data) if recipe.calibration_data else dev_items, calibration)
     report = {
         "base_model": recipe.base_model, "train_data": recipe.train_data, "train_items": len(train_items),
-        "dev_items": len(dev_items), "pairs": len(pairs),
+        "dev_items": len(dev_items), "calibration_data": calibration, "pairs": len(pairs),
         "pairs_by_type": {t: sum(p.criterion.type == t for p in pairs) for t in CRITERION_TYPES},
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in ("pairwise", "pointwise",
                                                                             "criterion_contrast")},
-        "max_length": max_length, "threshold": threshold, "dev_pointwise_accuracy": dev_accuracy,
+        "max_length": max_length, "threshold": threshold, "calibration_pointwise_accuracy": calibration_accuracy,
         "final_train_loss": next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
         "recipe": recipe.model_dump(),
     }
@@ -256,14 +298,16 @@ preference pairs; inputs are promedical-bench's judge rendering `{TEMPLATE_VERSI
 Use it with `promedical-bench run --model PATH` (judge track) or `--judge rm:PATH` (policy track).
 
 ## Data
-- Source: `{report['train_data']}` — {report['train_items']} training items, {report['dev_items']} dev items
-  held out for calibration.
+- Source: `{report['train_data']}` — {report['train_items']} training items ({report['dev_items']} more held
+  out as a dev split).
 - {report['pairs']} criterion-level pairs: by criterion type {report['pairs_by_type']}; by source
   {report['pairs_by_source']}.
 
 ## Calibration
-- Pointwise threshold on sigmoid(r): {report['threshold']:.4f}, chosen on the dev split (pointwise
-  accuracy there: {report['dev_pointwise_accuracy']:.4f}); stored in `{RM_CALIBRATION_FILE}`.
+- Pointwise threshold on sigmoid(r): {report['threshold']:.4f}, chosen on `{report['calibration_data']}`
+  (pointwise accuracy there: {report['calibration_pointwise_accuracy']:.4f}); stored in
+  `{RM_CALIBRATION_FILE}`. The Bradley–Terry loss fixes r only up to an offset per item, so the threshold
+  fits items like the calibration ones; judge other kinds of text with pairwise decisions or recalibrate.
 - Final training loss: {report['final_train_loss']}.
 
 ## Recipe

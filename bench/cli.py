@@ -45,8 +45,8 @@ def cli(debug: bool) -> None:
 def validate(source: str, data_format: str, split: str | None) -> None:
     """Check that PATH is valid bench data.
 
-    PATH is a .jsonl/.json/.parquet file, a folder of them, a Hugging Face dataset id, or 'sample' (the
-    bundled sample bench). Prints a one-line summary and exits 0 when every record is valid;
+    PATH is a .jsonl/.json/.parquet file, a folder of them, a Hugging Face dataset id, 'sample' (the
+    bundled sample bench) or 'calibration' (the bundled calibration set). Prints a one-line summary and exits 0 when every record is valid;
     otherwise prints `PATH:LINE: FIELD: problem` for the first bad record (and how many more were bad) and
     exits 2.
     """
@@ -100,8 +100,10 @@ def data_convert(source: str, output: str, data_format: str, split: str | None) 
 @click.option("--instructions", "n_instructions", type=click.IntRange(min=1), required=True,
               help="Number of instructions (bench items) to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--split", type=click.Choice(["train", "heldout"]), default="train", show_default=True,
-              help="Draw from the training scenarios or from the held-out ones (disjoint by construction).")
+@click.option("--split", type=click.Choice(["train", "heldout", "heldout_prompts"]), default="train",
+              show_default=True,
+              help="train: training scenarios; heldout: held-out scenarios (disjoint by construction); "
+                   "heldout_prompts: training scenarios asked with the one prompt reserved from training.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True,
               help="JSONL file to write (atomically).")
 def data_synth(n_instructions: int, seed: int, split: str, output: str) -> None:

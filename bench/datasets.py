@@ -23,8 +23,9 @@ FORMATS: tuple[Format, ...] = ("promedical", "healthbench")
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 #: A record longer than this is refused: no bench item is that long, and binary junk often is.
 MAX_RECORD_BYTES = 1 << 20
-#: ``--bench sample`` (or PATH ``sample``) names the bundled hand-written sample bench.
-BUNDLED = {"sample": "promedical_bench_sample.jsonl"}
+#: ``--bench sample`` (or PATH ``sample``) names the bundled hand-written sample bench; ``calibration`` a
+#: smaller hand-written set in the same style, disjoint from it, for picking reward-model thresholds.
+BUNDLED = {"sample": "promedical_bench_sample.jsonl", "calibration": "promedical_bench_calibration.jsonl"}
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from promedical.alignment.config import GRPORecipe, load_recipe, recipe_path, resolve_data
@@ -107,6 +108,15 @@ def test_threshold_calibration():
     assert 0.3 < threshold < 0.7 and accuracy == 1.0
     threshold, accuracy = calibrate_threshold([0.6, 0.7], [True, True])
     assert threshold <= 0.6 and accuracy == 1.0
+    # Platt scaling: labels drawn with P(met | r) = σ(2 (r − 1)) put the crossing at r = 1, i.e. σ(1) ≈ 0.731
+    rng = np.random.default_rng(0)
+    rewards = rng.uniform(-4, 4, 20_000)
+    met = rng.random(rewards.size) < 1 / (1 + np.exp(-2 * (rewards - 1)))
+    threshold, _ = calibrate_threshold(list(1 / (1 + np.exp(-rewards))), list(met))
+    assert abs(threshold - 1 / (1 + np.exp(-1))) < 0.01
+    # scores that rank "not met" higher: no cut helps, the majority label everywhere
+    threshold, accuracy = calibrate_threshold([0.1, 0.2, 0.8, 0.9, 0.95], [True, True, True, False, False])
+    assert threshold == 0.0 and accuracy == 0.6
 
 
 def test_dev_split_is_by_item_and_seeded():
@@ -124,7 +134,11 @@ def test_quick_reproduction_end_to_end(tmp_path):
 
     summary = reproduce_smoke(tmp_path, QUICK, log=lambda message: None)
     calibration = json.loads((tmp_path / "models" / "smoke-rm" / "promedical_rm.json").read_text())
-    assert calibration["template_hash"] == TEMPLATE_HASH
+    assert calibration["template_hash"] == TEMPLATE_HASH and calibration["calibration_data"] == "calibration"
+    view = tmp_path / "models" / "smoke-rm-synthetic"  # same weights, threshold for synthetic-world text
+    assert (view / "model.safetensors").is_symlink() and (view / "model.safetensors").exists()
+    assert json.loads((view / "promedical_rm.json").read_text())["calibration_data"].startswith("synthetic:train:")
+    assert (tmp_path / "models" / "base-rm" / "promedical_rm.json").exists(), "the base is calibrated alike"
     assert (tmp_path / "models" / "smoke-rm" / "README.md").exists()
     report = (tmp_path / "reproduce_report.md").read_text()
     assert "+22.3" in report and "different scale" in report

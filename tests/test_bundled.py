@@ -15,13 +15,19 @@ DATA_DIR = Path(str(resources.files("promedical.bench.data")))
 BUNDLED = sorted(DATA_DIR.glob("*.jsonl"))
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return load_bench("sample")
+@pytest.fixture(scope="module", params=["sample", "calibration"])
+def sample(request):
+    return load_bench(request.param)
 
 
 def test_there_is_bundled_data():
-    assert [p.name for p in BUNDLED] == ["promedical_bench_sample.jsonl"]
+    assert [p.name for p in BUNDLED] == ["promedical_bench_calibration.jsonl", "promedical_bench_sample.jsonl"]
+
+
+def test_calibration_set_is_disjoint_from_the_sample():
+    sample, calibration = load_bench("sample"), load_bench("calibration")
+    assert not {i.id for i in sample} & {i.id for i in calibration}
+    assert not {i.messages[-1].content for i in sample} & {i.messages[-1].content for i in calibration}
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
@@ -34,7 +40,7 @@ def test_bundled_file_validates_and_has_an_honest_card(cli, path):
 
 
 def test_sample_shape(sample):
-    assert len(sample) >= 60
+    assert len(sample) >= 20
     assert {i.category for i in sample} == set(CATEGORIES)
     assert {i.specialty for i in sample} <= set(SPECIALTIES) and len({i.specialty for i in sample}) >= 20
     for item in sample:

@@ -50,6 +50,16 @@ def test_heldout_items_come_only_from_heldout_scenarios():
         assert (sources <= heldout) if split == "heldout" else not (sources & heldout)
 
 
+def test_heldout_prompts_are_reserved_from_training():
+    reserved = {s.id: s.presentations[-1] for s in split_scenarios()["train"]}
+
+    def prompts(split):
+        return {(i.source.removeprefix("synthetic:"), i.messages[0].content) for i in synthesize(300, 5, split)}
+
+    assert prompts("heldout_prompts") == set(reserved.items())  # 300 items cover every training scenario
+    assert not prompts("train") & set(reserved.items())
+
+
 def test_same_seed_same_bytes_and_prefix_stability(cli, tmp_path):
     paths = [tmp_path / f"{name}.jsonl" for name in ("a", "b", "c", "small")]
     for path, (n, seed) in zip(paths, [(400, 7), (400, 7), (400, 8), (50, 7)], strict=True):

@@ -8,7 +8,9 @@ near miss, an omission, or a safety violation), plus on-topic distractors and ne
 from those decisions, so the data can train and test judges without human labelling.
 
 Scenarios are split once, independently of the seed: in every specialty the scenario with the smallest
-SHA-256 of its id is held out, so a ``heldout`` bench never shares a scenario with ``train`` data. Item
+SHA-256 of its id is held out, so a ``heldout`` bench never shares a scenario with ``train`` data. The last
+presentation (user message) of every training scenario is reserved for the ``heldout_prompts`` split:
+unseen prompts about seen situations, where a small policy trained on ``train`` data can be evaluated. Item
 ``i`` depends only on (seed, split, i): the same seed gives the same bytes, and a smaller set is a prefix
 of a larger one.
 """
@@ -25,8 +27,8 @@ from typing import Literal
 from promedical.bench.data.world import CommonPools, CriterionSpec, SafetySpec, Scenario, load_world
 from promedical.bench.schema import BenchItem, Criterion, Labels, PairwiseLabel, PointwiseLabel, Response
 
-Split = Literal["train", "heldout"]
-SPLITS: tuple[Split, ...] = ("train", "heldout")
+Split = Literal["train", "heldout", "heldout_prompts"]
+SPLITS: tuple[Split, ...] = ("train", "heldout", "heldout_prompts")
 
 #: Probability that a response satisfies a proficiency / excellence criterion, and violates a safety one.
 P_MET_PROFICIENCY = 0.6
@@ -40,7 +42,7 @@ P_EXPLICIT_SAFE = 0.4
 P_COMMON = 0.35
 
 
-def split_scenarios() -> dict[Split, tuple[Scenario, ...]]:
+def split_scenarios() -> dict[str, tuple[Scenario, ...]]:
     """The fixed train/held-out partition of the scenario table (one held-out scenario per specialty)."""
     scenarios, _ = load_world()
     by_specialty: dict[str, list[Scenario]] = {}
@@ -83,14 +85,17 @@ def iter_synthetic(n_instructions: int, seed: int = 0, split: Split = "train") -
         raise ValueError("n_instructions must be >= 0")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    scenarios = list(split_scenarios()[split])
+    scenarios = list(split_scenarios()["heldout" if split == "heldout" else "train"])
     if not scenarios:
         raise RuntimeError(f"the scenario table has no {split} scenarios")
     _, common = load_world()
     random.Random(f"order:{seed}:{split}").shuffle(scenarios)
     for index in range(n_instructions):
         rng = random.Random(f"item:{seed}:{split}:{index}")
-        yield _compose(scenarios[index % len(scenarios)], common, rng, f"syn-{split}-s{seed}-{index:06d}")
+        scenario = scenarios[index % len(scenarios)]
+        prompts = {"train": scenario.presentations[:-1], "heldout_prompts": scenario.presentations[-1:],
+                   "heldout": scenario.presentations}[split]
+        yield _compose(scenario, prompts, common, rng, f"syn-{split}-s{seed}-{index:06d}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,8 @@ class _Chosen:
     spec: CriterionSpec | SafetySpec
 
 
-def _compose(scenario: Scenario, common: CommonPools, rng: random.Random, item_id: str) -> BenchItem:
+def _compose(scenario: Scenario, prompts: list[str], common: CommonPools, rng: random.Random,
+             item_id: str) -> BenchItem:
     chosen = _choose_rubric(scenario, common, rng)
     decisions = _choose_decisions(chosen, rng, n_responses=rng.choice((2, 3, 3)))
     responses = [
@@ -123,7 +129,7 @@ def _compose(scenario: Scenario, common: CommonPools, rng: random.Random, item_i
         category=scenario.category,
         specialty=scenario.specialty,
         scenario=scenario.setting,
-        messages=[{"role": "user", "content": rng.choice(scenario.presentations)}],
+        messages=[{"role": "user", "content": rng.choice(prompts)}],
         rubric=[c.criterion for c in chosen],
         responses=responses,
         labels=Labels(pointwise=pointwise, pairwise=pairwise),
