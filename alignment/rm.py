@@ -290,6 +290,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
 def model_card(report: dict[str, Any]) -> str:
     """A short model card: what the model is, the data, the recipe, and the calibration figures."""
     recipe = json.dumps(report["recipe"], indent=2)
+    held_out = f" ({report['dev_items']} more held out as a dev split)" if report["dev_items"] else ""
     return f"""# Criteria-injected reward model (promedical-bench)
 
 Scores r(x, c, y): how well response y to conversation x meets ONE rubric criterion c (ProMedical's
@@ -298,8 +299,7 @@ preference pairs; inputs are promedical-bench's judge rendering `{TEMPLATE_VERSI
 Use it with `promedical-bench run --model PATH` (judge track) or `--judge rm:PATH` (policy track).
 
 ## Data
-- Source: `{report['train_data']}` — {report['train_items']} training items ({report['dev_items']} more held
-  out as a dev split).
+- Source: `{report['train_data']}` — {report['train_items']} training items{held_out}.
 - {report['pairs']} criterion-level pairs: by criterion type {report['pairs_by_type']}; by source
   {report['pairs_by_source']}.
 
