@@ -73,9 +73,9 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     # The recipe's threshold fits hand-written text; synthetic-world text (the held-out bench, the policy's
     # answers) gets the same weights with a threshold picked on synthetic items the RM did not train on.
     synthetic_calibration = f"synthetic:train:{sizes.synthetic_calibration_items}:3"
+    calibration_items = resolve_data(synthetic_calibration)
     for name in ("base-rm", "smoke-rm"):
-        calibrated_view(models / name, models / f"{name}-synthetic", resolve_data(synthetic_calibration),
-                        synthetic_calibration)
+        calibrated_view(models / name, models / f"{name}-synthetic", calibration_items, synthetic_calibration)
     summary["synthetic_calibration"] = synthetic_calibration
     timings["reward_model"] = time.perf_counter() - start
 

@@ -17,6 +17,7 @@ import click
 
 from promedical.bench.api import ApiError
 from promedical.bench.cli_options import BatchSize
+from promedical.bench.data.synthetic import SPLITS
 from promedical.bench.datasets import FORMATS, BenchDataError, load_bench
 from promedical.bench.io import write_jsonl_atomic
 from promedical.bench.judges import JudgeError
@@ -46,8 +47,8 @@ def validate(source: str, data_format: str, split: str | None) -> None:
     """Check that PATH is valid bench data.
 
     PATH is a .jsonl/.json/.parquet file, a folder of them, a Hugging Face dataset id, 'sample' (the
-    bundled sample bench) or 'calibration' (the bundled calibration set). Prints a one-line summary and exits 0 when every record is valid;
-    otherwise prints `PATH:LINE: FIELD: problem` for the first bad record (and how many more were bad) and
+    bundled sample bench) or 'calibration' (the bundled calibration set). Prints a one-line summary and
+    exits 0 when every record is valid; otherwise prints `PATH:LINE: FIELD: problem` for the first bad record (and how many more were bad) and
     exits 2.
     """
     items = load_bench(source, split=split, format=data_format)  # type: ignore[arg-type]
@@ -100,8 +101,7 @@ def data_convert(source: str, output: str, data_format: str, split: str | None) 
 @click.option("--instructions", "n_instructions", type=click.IntRange(min=1), required=True,
               help="Number of instructions (bench items) to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--split", type=click.Choice(["train", "heldout", "heldout_prompts"]), default="train",
-              show_default=True,
+@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
               help="train: training scenarios; heldout: held-out scenarios (disjoint by construction); "
                    "heldout_prompts: training scenarios asked with the one prompt reserved from training.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True,
