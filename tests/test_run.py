@@ -91,6 +91,12 @@ def test_reward_model_threshold_comes_from_its_calibration_file(tmp_path, tiny_m
     calibrated = RewardModelJudge(str(model)).pointwise(queries)
     assert [v.decision for v in calibrated] == ["met" if v.score >= middle else "not_met" for v in default]
     assert 0 < sum(v.decision == "met" for v in calibrated) < len(queries)  # the threshold really splits them
+    # one threshold per criterion type: safety criteria all "met" (0), the others all "not met" (above 1)
+    (model / RM_CALIBRATION_FILE).write_text(json.dumps({
+        "thresholds": {"proficiency": 1.5, "excellence": 1.5, "safety": 0.0}, "template_hash": TEMPLATE_HASH}))
+    typed = RewardModelJudge(str(model)).pointwise(queries)
+    assert [v.decision for v in typed] == ["met" if q.criterion.type == "safety" else "not_met" for q in queries]
+    assert {q.criterion.type for q in queries} >= {"safety", "proficiency"}
 
 
 def test_policy_track_scores_answers_with_the_scoring_module(tmp_path, tiny_models):
