@@ -38,8 +38,9 @@ def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> Non
     """Train a criteria-injected reward model r(x, c, y) with TRL's RewardTrainer.
 
     Builds criterion-level preference pairs from the data's pairwise and pointwise labels, renders them with
-    the judge track's own template, trains, picks the pointwise threshold on the recipe's calibration_data
-    (or a held-out dev split) and writes promedical_rm.json and a model card next to the checkpoint.
+    the judge track's own template, trains, picks the pointwise thresholds (one per criterion type) on the
+    recipe's calibration_data (or a held-out dev split) and writes promedical_rm.json and a model card next
+    to the checkpoint.
     """
     from promedical.alignment.config import RewardModelRecipe
     from promedical.alignment.rm import train_reward_model

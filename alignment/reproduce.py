@@ -177,9 +177,10 @@ def smoke_report(summary: dict[str, Any]) -> str:
              "with safety-veto GRPO. **These numbers are on a different scale from the paper's** (different "
              "model sizes, data and bench); the paper's gains are shown only for orientation.", "",
              "## Judge track: trained reward model vs its untrained base", "",
-             f"Both models' pointwise thresholds were picked on `{summary['reward_model']['calibration_data']}` "
-             f"for the sample, and on `{summary['synthetic_calibration']}` for synthetic-world text (the "
-             "held-out bench and the policy's answers): same weights, one threshold per kind of text.", ""]
+             f"Both models' pointwise thresholds (one per criterion type) were picked on "
+             f"`{summary['reward_model']['calibration_data']}` for the sample, and on "
+             f"`{summary['synthetic_calibration']}` for synthetic-world text (the held-out bench and the "
+             "policy's answers): same weights, one set of thresholds per kind of text.", ""]
     for bench, data in summary["judge"].items():
         lines += [f"### {bench}", "", "| metric | base | trained | gain, pp (paired 95% CI) | paper's gain, pp |",
                   "|---|---|---|---|---|"]
