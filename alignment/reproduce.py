@@ -36,7 +36,7 @@ class SmokeSizes:
     rm_pairs: int | None = None  # None: the smoke-rm recipe's max_pairs and criterion_contrast_pairs
     heldout_items: int = 60
     synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
-    sft_items: int = 600  # a quarter of them on the held-out prompts (the warm-up stands in for pretraining)
+    sft_items: int = 600  # a quarter of them on the held-out prompts, as in smoke-sft.yaml
     grpo_prompts: int = 64
     grpo_steps: int = 24
     policy_eval_items: int = 40
@@ -99,10 +99,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     timings["judge"] = time.perf_counter() - start
 
     start = stage("3/4 policy: supervised warm-up, then safety-veto GRPO graded by the trained reward model")
-    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base. The
-    # warm-up stands in for pretraining, so it covers every prompt, the held-out ones included: a tiny policy
-    # cannot generalise to a prompt worded in a way it never saw, and an answer off the topic has no criterion
-    # to meet or violate. GRPO never sees the held-out prompts.
+    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base; its
+    # data mix (a quarter on the held-out prompts, which GRPO never sees) is smoke-sft.yaml's, scaled to sizes
     held = sizes.sft_items // 4
     sft = load_recipe("smoke-sft", output_dir=str(models / "sft"),
                       train_data=f"synthetic:train:{sizes.sft_items - held}:1 + synthetic:heldout_prompts:{held}:1")
