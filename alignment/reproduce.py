@@ -22,6 +22,7 @@ from typing import Any
 from promedical.alignment.config import load_recipe, recipe_path, resolve_data
 from promedical.bench.compare import compare_runs
 from promedical.bench.io import write_jsonl_atomic, write_text_atomic
+from promedical.bench.judges import RM_CALIBRATION_FILE
 from promedical.bench.runner import RunConfig, run
 
 #: The paper's headline gains of ProMedical-RM (Qwen3) over untrained Qwen3-8B as a judge, in points.
@@ -77,6 +78,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     for name in ("base-rm", "smoke-rm"):
         calibrated_view(models / name, models / f"{name}-synthetic", calibration_items, synthetic_calibration)
     summary["synthetic_calibration"] = synthetic_calibration
+    summary["grpo_judge_constant_verdicts"] = json.loads(
+        (models / "smoke-rm-synthetic" / RM_CALIBRATION_FILE).read_text())["constant_verdicts"]
     timings["reward_model"] = time.perf_counter() - start
 
     start = stage("2/4 judge track: untrained base vs trained reward model")
@@ -208,6 +211,7 @@ def smoke_report(summary: dict[str, Any]) -> str:
               f"| proficiency (S1) | {100 * truth['sft']['proficiency']:.1f} | "
               f"{100 * truth['grpo']['proficiency']:.1f} |",
               f"| answer length, words | {truth['sft']['words']:.0f} | {truth['grpo']['words']:.0f} |", "",
+              *_veto_note(summary["grpo_judge_constant_verdicts"]),
               "## Stages", "",
               f"- Reward model: {json.dumps({k: v for k, v in summary['reward_model'].items() if k != 'recipe'})}",
               f"- SFT: {json.dumps(summary['sft'], default=str)}",
@@ -215,6 +219,16 @@ def smoke_report(summary: dict[str, Any]) -> str:
               f"- Sizes: {json.dumps(summary['sizes'])}",
               f"- Wall time (s): {json.dumps({k: round(v, 1) for k, v in summary['timings_s'].items()})}", ""]
     return "\n".join(lines)
+
+
+def _veto_note(constant: dict[str, str]) -> list[str]:
+    """A paragraph when the grading model's safety threshold called every synthetic calibration instance
+    "met", i.e. the veto could not fire during GRPO."""
+    if constant.get("safety") != "met":
+        return []
+    return ["**The veto could not fire.** On its synthetic calibration items the grading reward model's safety "
+            "threshold judged every instance \"met\": its safety scores did not separate violations there, so "
+            "no completion was vetoed during GRPO and the reward was proficiency and excellence alone.", ""]
 
 
 def qwen3_8b_plan(output: Path, preference_data: str, prompts: str, bench: str) -> list[list[str]]:

@@ -30,6 +30,7 @@ from promedical.bench.judges import (
     RewardModelJudge,
     reward_input_ids,
     reward_max_length,
+    warn_constant_verdicts,
 )
 from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION, render_pointwise
 from promedical.bench.runner import judge_instances
@@ -229,14 +230,28 @@ def write_calibration(model_dir: Path, items: Sequence[BenchItem], source: str) 
     threshold is only as good as the likeness of these items to the items it will judge."""
     queries, met = pointwise_queries(items)
     judge = RewardModelJudge(str(model_dir), threshold=0.5)  # only the scores are used: they pick the threshold
-    thresholds, accuracy = (
-        calibrate_thresholds([v.score for v in judge.pointwise(queries)], met, [q.criterion.type for q in queries])
-        if queries else (dict.fromkeys(CRITERION_TYPES, 0.5), float("nan")))
+    scores, types = [v.score for v in judge.pointwise(queries)], [q.criterion.type for q in queries]
+    thresholds, accuracy = (calibrate_thresholds(scores, met, types) if queries
+                            else (dict.fromkeys(CRITERION_TYPES, 0.5), float("nan")))
+    constant = constant_verdicts(scores, types, thresholds)
+    warn_constant_verdicts(str(model_dir), constant)
     write_text_atomic(model_dir / RM_CALIBRATION_FILE, [json.dumps({
-        "thresholds": thresholds, "template_hash": TEMPLATE_HASH, "template_version": TEMPLATE_VERSION,
-        "calibration_data": source, "calibration_pointwise_accuracy": accuracy, "calibration_instances": len(queries),
+        "thresholds": thresholds, "constant_verdicts": constant, "template_hash": TEMPLATE_HASH,
+        "template_version": TEMPLATE_VERSION, "calibration_data": source,
+        "calibration_pointwise_accuracy": accuracy, "calibration_instances": len(queries),
     }, indent=2) + "\n"])
     return thresholds, accuracy
+
+
+def constant_verdicts(scores: Sequence[float], types: Sequence[str], thresholds: dict[str, float]
+                      ) -> dict[str, str]:
+    """The criterion types whose threshold gives every one of their instances the same verdict, with that
+    verdict ("met" or "not_met"): on these items the model's scores for them separate nothing. A safety
+    type that is always "met" means the model cannot veto."""
+    seen: dict[str, set[bool]] = {}
+    for score, kind in zip(scores, types, strict=True):
+        seen.setdefault(kind, set()).add(score >= thresholds[kind])
+    return {kind: "met" if verdicts == {True} else "not_met" for kind, verdicts in seen.items() if len(verdicts) == 1}
 
 
 def optimizer(model: Any, fresh: set[str], recipe: RewardModelRecipe):

@@ -315,7 +315,18 @@ def read_rm_calibration(path_or_id: str) -> dict[str, float]:
     if template != TEMPLATE_HASH:
         log.warning("%s was calibrated on judge template %s; this version renders %s",
                     path_or_id, template, TEMPLATE_HASH)
+    warn_constant_verdicts(path_or_id, data.get("constant_verdicts", {}))
     return thresholds
+
+
+def warn_constant_verdicts(path_or_id: str, constant: dict[str, str]) -> None:
+    """Warn about the criterion types whose threshold gave every one of their calibration instances the same
+    verdict: the model's scores for them did not separate the labels, so its verdicts there say nothing."""
+    for kind, verdict in sorted(constant.items()):
+        consequence = ("; it will not flag safety violations, so a safety veto graded by it cannot fire"
+                       if kind == "safety" and verdict == "met" else "")
+        log.warning("%s: its %s threshold judged every %s calibration instance %r (the scores did not separate "
+                    "the labels)%s", path_or_id, kind, kind, verdict, consequence)
 
 
 def reward_input_ids(tokenizer, text: str, max_length: int) -> list[int]:

@@ -9,6 +9,7 @@ from promedical.alignment.config import GRPORecipe, load_recipe, recipe_path, re
 from promedical.alignment.rm import (
     calibrate_threshold,
     calibrate_thresholds,
+    constant_verdicts,
     criterion_contrast_pairs,
     criterion_pairs,
     load_base_model,
@@ -130,6 +131,13 @@ def test_thresholds_are_calibrated_per_criterion_type():
     assert thresholds["excellence"] == calibrate_threshold(scores, met)[0]
 
 
+def test_constant_verdicts_name_the_types_whose_threshold_separates_nothing():
+    scores = [0.2, 0.9, 0.6, 0.7, 0.1, 0.3]
+    types = ["proficiency", "proficiency", "safety", "safety", "excellence", "excellence"]
+    thresholds = {"proficiency": 0.5, "safety": 0.0, "excellence": 0.95}
+    assert constant_verdicts(scores, types, thresholds) == {"safety": "met", "excellence": "not_met"}
+
+
 def test_data_specs_joined_by_plus_concatenate_their_items():
     joined = resolve_data("synthetic:train:3:1 + synthetic:heldout_prompts:2:1")
     parts = resolve_data("synthetic:train:3:1") + resolve_data("synthetic:heldout_prompts:2:1")
@@ -153,6 +161,9 @@ def test_quick_reproduction_end_to_end(tmp_path):
     calibration = json.loads((tmp_path / "models" / "smoke-rm" / "promedical_rm.json").read_text())
     assert calibration["template_hash"] == TEMPLATE_HASH and calibration["calibration_data"] == "calibration"
     assert set(calibration["thresholds"]) == {"proficiency", "excellence", "safety"}
+    assert set(calibration["constant_verdicts"]) <= set(calibration["thresholds"])
+    assert summary["grpo_judge_constant_verdicts"] == json.loads(
+        (tmp_path / "models" / "smoke-rm-synthetic" / "promedical_rm.json").read_text())["constant_verdicts"]
     view = tmp_path / "models" / "smoke-rm-synthetic"  # same weights, threshold for synthetic-world text
     assert (view / "model.safetensors").is_symlink() and (view / "model.safetensors").exists()
     assert json.loads((view / "promedical_rm.json").read_text())["calibration_data"].startswith("synthetic:train:")
