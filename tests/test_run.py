@@ -96,6 +96,7 @@ def test_reward_model_threshold_comes_from_its_calibration_file(tmp_path, tiny_m
         "thresholds": {"proficiency": 1.5, "excellence": 1.5, "safety": 0.0}, "template_hash": TEMPLATE_HASH}))
     typed = RewardModelJudge(str(model)).pointwise(queries)
     assert [v.decision for v in typed] == ["met" if q.criterion.type == "safety" else "not_met" for q in queries]
+    assert {q.criterion.type for q in queries} >= {"safety", "proficiency"}
     # a calibration that found a type's scores separating nothing is said aloud whenever the model is loaded
     (model / RM_CALIBRATION_FILE).write_text(json.dumps({
         "thresholds": {"proficiency": 0.5, "excellence": 0.5, "safety": 0.0}, "constant_verdicts": {"safety": "met"},
@@ -105,7 +106,6 @@ def test_reward_model_threshold_comes_from_its_calibration_file(tmp_path, tiny_m
         RewardModelJudge(str(model))
     assert "safety threshold judged every safety calibration instance 'met'" in caplog.text
     assert "cannot fire" in caplog.text
-    assert {q.criterion.type for q in queries} >= {"safety", "proficiency"}
 
 
 def test_policy_track_scores_answers_with_the_scoring_module(tmp_path, tiny_models):
