@@ -60,6 +60,9 @@ class RewardModelRecipe(_Recipe):
     criterion_contrast_pairs: int = Field(
         default=0, ge=0, description="additional pairs contrasting a met and an unmet criterion on the same "
                                      "response (puts every criterion on one scale for the pointwise threshold)")
+    safety_counterfactual_pairs: int = Field(
+        default=0, ge=0, description="additional minimal safety pairs from synthetic-world items: a violating "
+                                     "response vs the same response with the violating sentence swapped out")
     epochs: float = 1.0
     batch_size: int = 16
     gradient_accumulation_steps: int = 1

@@ -34,7 +34,7 @@ class SmokeSizes:
     """How much data each smoke stage uses (``quick`` shrinks everything for tests)."""
 
     rm_items: int = 800
-    rm_pairs: int | None = None  # None: the smoke-rm recipe's max_pairs and criterion_contrast_pairs
+    rm_pairs: int | None = None  # None: the smoke-rm recipe's numbers of pairs of each kind
     heldout_items: int = 60
     synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
     sft_items: int = 600  # a quarter of them on the held-out prompts, as in smoke-sft.yaml
@@ -67,7 +67,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     start = stage("1/4 reward model: train on synthetic preference pairs (train scenarios)")
     rm_recipe = load_recipe("smoke-rm", output_dir=str(models / "smoke-rm"),
                             train_data=f"synthetic:train:{sizes.rm_items}:0", max_pairs=sizes.rm_pairs,
-                            criterion_contrast_pairs=sizes.rm_pairs)
+                            criterion_contrast_pairs=sizes.rm_pairs, safety_counterfactual_pairs=sizes.rm_pairs)
     summary["reward_model"] = train_reward_model(rm_recipe)
     save_base_reward_model("minilm", models / "base-rm", seed=rm_recipe.seed,
                            calibration_data=rm_recipe.calibration_data)  # the base gets the same threshold rule

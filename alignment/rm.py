@@ -39,6 +39,9 @@ from promedical.bench.schema import CRITERION_TYPES, BenchItem, Criterion
 log = logging.getLogger(__name__)
 
 
+PAIR_SOURCES = ("pairwise", "pointwise", "criterion_contrast", "safety_counterfactual")
+
+
 @dataclass(frozen=True)
 class CriterionPair:
     """One training instance: r(x, criterion, chosen) should exceed r(x, rejected_criterion or criterion,
@@ -48,7 +51,7 @@ class CriterionPair:
     criterion: Criterion
     chosen: str
     rejected: str
-    source: str  # "pairwise", "pointwise" or "criterion_contrast"
+    source: str  # one of PAIR_SOURCES
     rejected_criterion: Criterion | None = None
 
     def rendered(self) -> tuple[str, str]:
@@ -112,6 +115,22 @@ def criterion_contrast_pairs(items: Sequence[BenchItem]) -> list[CriterionPair]:
             pairs += [CriterionPair(item, met_c, response.text, response.text, "criterion_contrast", unmet_c)
                       for met_c, met in verdicts if met for unmet_c, unmet in verdicts if not unmet]
     return pairs
+
+
+def safety_counterfactual_pairs(items: Sequence[BenchItem], rng: random.Random) -> list[CriterionPair]:
+    """Minimal safety pairs from synthetic-world items (others are skipped): on a safety criterion, the
+    response with its violating sentence swapped for a safe or neutral one is preferred to the violating
+    response (:func:`promedical.bench.data.synthetic.safety_counterfactuals`).
+
+    In response-contrast pairs the violating response also differs in length and in its other sentences,
+    and those differences outweigh the violation: a model trained on them ranks a violating response below
+    a safe one for the same safety criterion at chance (docs/alignment.md, "Measured"). These pairs leave the
+    violation as the only difference."""
+    from promedical.bench.data.synthetic import is_synthetic, safety_counterfactuals
+
+    return [CriterionPair(item, criterion, safe, violating, "safety_counterfactual")
+            for item in items if is_synthetic(item)
+            for criterion, safe, violating in safety_counterfactuals(item, rng)]
 
 
 def split_items(items: Sequence[BenchItem], dev_fraction: float, seed: int) -> tuple[list[BenchItem], list[BenchItem]]:
@@ -284,7 +303,10 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     if recipe.criterion_contrast_pairs:
         contrast = criterion_contrast_pairs(train_items)
         pairs += rng.sample(contrast, min(recipe.criterion_contrast_pairs, len(contrast)))
-        rng.shuffle(pairs)
+    if recipe.safety_counterfactual_pairs:
+        counterfactual = safety_counterfactual_pairs(train_items, rng)
+        pairs += rng.sample(counterfactual, min(recipe.safety_counterfactual_pairs, len(counterfactual)))
+    rng.shuffle(pairs)
     if not pairs:
         raise ValueError(f"{recipe.train_data}: no criterion-level preference pairs (are there labels?)")
     log.info("training on %d criterion-level pairs from %d items", len(pairs), len(train_items))
@@ -310,8 +332,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
         "base_model": recipe.base_model, "train_data": recipe.train_data, "train_items": len(train_items),
         "dev_items": len(dev_items), "calibration_data": calibration, "pairs": len(pairs),
         "pairs_by_type": {t: sum(p.criterion.type == t for p in pairs) for t in CRITERION_TYPES},
-        "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in ("pairwise", "pointwise",
-                                                                            "criterion_contrast")},
+        "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in PAIR_SOURCES},
         "max_length": max_length, "thresholds": thresholds, "calibration_pointwise_accuracy": calibration_accuracy,
         "final_train_loss": next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
         "recipe": recipe.model_dump(),

@@ -1,6 +1,7 @@
 """Alignment: recipes, criterion-level pair building, threshold calibration, and the reproduction pipeline."""
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from promedical.alignment.rm import (
     criterion_pairs,
     load_base_model,
     optimizer,
+    safety_counterfactual_pairs,
     split_items,
 )
 from promedical.bench.datasets import BenchDataError, load_bench
@@ -96,6 +98,18 @@ def test_criterion_contrast_pairs_keep_the_response_and_prefer_the_met_criterion
         assert pair.criterion.text in chosen and pair.rejected_criterion.text in rejected
 
 
+def test_safety_counterfactual_pairs_prefer_the_swapped_response_and_skip_other_items():
+    items = resolve_data("synthetic:train:20:0")
+    pairs = safety_counterfactual_pairs(items + load_bench("sample"), random.Random(0))
+    assert pairs and all(p.item.source.startswith("synthetic:") for p in pairs), "hand-written items are skipped"
+    for pair in pairs:
+        assert pair.source == "safety_counterfactual" and pair.criterion.type == "safety"
+        assert pair.rejected in {r.text for r in pair.item.responses} and pair.chosen != pair.rejected
+        met = {(label.response, label.criterion): label.met for label in pair.item.labels.pointwise}
+        rejected_id = next(r.id for r in pair.item.responses if r.text == pair.rejected)
+        assert not met[rejected_id, pair.criterion.id], "the rejected response violates the criterion"
+
+
 def test_only_the_fresh_head_learns_at_the_head_learning_rate(tiny_models):
     model, _, fresh = load_base_model(str(tiny_models["causal"]), seed=0)  # a causal LM has no scalar head
     assert fresh == {"score.weight"}
@@ -162,6 +176,7 @@ def test_quick_reproduction_end_to_end(tmp_path):
     assert calibration["template_hash"] == TEMPLATE_HASH and calibration["calibration_data"] == "calibration"
     assert set(calibration["thresholds"]) == {"proficiency", "excellence", "safety"}
     assert set(calibration["constant_verdicts"]) <= set(calibration["thresholds"])
+    assert summary["reward_model"]["pairs_by_source"]["safety_counterfactual"] > 0, "the recipe's safety pairs"
     assert summary["grpo_judge_constant_verdicts"] == json.loads(
         (tmp_path / "models" / "smoke-rm-synthetic" / "promedical_rm.json").read_text())["constant_verdicts"]
     view = tmp_path / "models" / "smoke-rm-synthetic"  # same weights, threshold for synthetic-world text

@@ -2,10 +2,11 @@
 
 import collections
 import hashlib
+import random
 
 import pytest
 
-from promedical.bench.data.synthetic import split_scenarios, synthesize, world_verdicts
+from promedical.bench.data.synthetic import safety_counterfactuals, split_scenarios, synthesize, world_verdicts
 from promedical.bench.data.world import load_world
 from promedical.bench.schema import CATEGORIES, SPECIALTIES
 
@@ -87,6 +88,30 @@ def test_labels_are_true_by_construction(world, split):
         for pair in item.labels.pairwise:
             a, b = met[(pair.a, pair.criterion)], met[(pair.b, pair.criterion)]
             assert pair.preferred == ("tie" if a == b else "a" if a else "b")
+
+
+def test_safety_counterfactuals_swap_only_the_violating_sentence(world):
+    scenarios, common = world
+    by_id = {s.id: s for s in scenarios}
+    items = synthesize(60, seed=4)
+    rng = random.Random(0)
+    violations = sum(not label.met for item in items for label in item.labels.pointwise
+                     if next(c for c in item.rubric if c.id == label.criterion).type == "safety")
+    found = 0
+    for item in items:
+        responses = {r.text for r in item.responses}
+        for criterion, safe, violating in safety_counterfactuals(item, rng):
+            found += 1
+            assert criterion.type == "safety" and violating in responses and safe != violating
+            scenario = by_id[item.source.removeprefix("synthetic:")]
+            spec = next(spec for spec in scenario.safety + common.safety if criterion.text in spec.criterion)
+            assert any(safe == violating.replace(sentence, swapped) for sentence in spec.violation
+                       for swapped in spec.safe + scenario.distractors), "one sentence swapped for a neutral one"
+            before, after = world_verdicts(item, violating), world_verdicts(item, safe)
+            assert not before[criterion.id] and after[criterion.id]
+            assert {k: v for k, v in after.items() if k != criterion.id} == \
+                {k: v for k, v in before.items() if k != criterion.id}, "no other criterion changes"
+    assert found == violations > 20
 
 
 def test_balance_of_labels():

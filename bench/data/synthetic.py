@@ -64,15 +64,45 @@ def world_verdicts(item: BenchItem, text: str) -> dict[str, bool]:
     criterion id, whether ``text`` meets it — a proficiency or excellence criterion when the text contains
     one of its satisfying sentences, a safety criterion when it contains none of its violating sentences.
     Text in other words is not recognised, so this is exact for sentences of the world and blind beyond."""
+    _, specs = _rubric_specs(item)
+    verdicts = {}
+    for criterion_id, spec in specs.items():
+        verdicts[criterion_id] = (not any(v in text for v in spec.violation) if isinstance(spec, SafetySpec)
+                                  else any(m in text for m in spec.met))
+    return verdicts
+
+
+def safety_counterfactuals(item: BenchItem, rng: random.Random) -> list[tuple[Criterion, str, str]]:
+    """Minimal pairs for the safety criteria of a synthetic item: for every response that violates one,
+    (criterion, the same response with its violating sentence replaced by one of the criterion's safe
+    sentences or an on-topic distractor, the violating response). The two texts differ in that one sentence
+    only, so nothing but the violation tells them apart: not length, not the other criteria's sentences."""
+    scenario, specs = _rubric_specs(item)
+    criteria = {c.id: c for c in item.rubric}
+    texts = {r.id: r.text for r in item.responses}
+    out = []
+    for label in item.labels.pointwise if item.labels else []:
+        criterion, spec = criteria[label.criterion], specs[label.criterion]
+        if criterion.type != "safety" or label.met:
+            continue
+        violating = texts[label.response]
+        sentence = next(v for v in spec.violation if v in violating)
+        replacement = rng.choice(spec.safe) if rng.random() < 0.5 else rng.choice(scenario.distractors)
+        out.append((criterion, violating.replace(sentence, replacement), violating))
+    return out
+
+
+def is_synthetic(item: BenchItem) -> bool:
+    """Whether ``item`` comes from the synthetic world (so its sentences can be looked up)."""
+    return (item.source or "").startswith("synthetic:")
+
+
+def _rubric_specs(item: BenchItem) -> tuple[Scenario, dict[str, CriterionSpec | SafetySpec]]:
+    """The scenario of a synthetic item and, per rubric criterion id, the spec its wording came from."""
     scenarios, common = load_world()
     scenario = next(s for s in scenarios if f"synthetic:{s.id}" == item.source)
     specs = scenario.proficiency + scenario.excellence + scenario.safety + common.excellence + common.safety
-    verdicts = {}
-    for criterion in item.rubric:
-        spec = next(s for s in specs if criterion.text in s.criterion)
-        verdicts[criterion.id] = (not any(v in text for v in spec.violation) if isinstance(spec, SafetySpec)
-                                  else any(m in text for m in spec.met))
-    return verdicts
+    return scenario, {c.id: next(s for s in specs if c.text in s.criterion) for c in item.rubric}
 
 
 def synthesize(n_instructions: int, seed: int = 0, split: Split = "train") -> list[BenchItem]:
