@@ -587,7 +587,7 @@ def resume_case(model: Path, output: Path, limit: int | None, reps: int) -> dict
         "subprocess_all_cached": cached, "first_s": first_s,
         "second_in_process_s": second_s, "ratio_in_process": second_s / first_s,
         "second_subprocess": summary(cli_runs), "ratio_subprocess": cli_median / first_s,
-        "command": " ".join(["python", *command[1:]]),
+        "command": " ".join(["python", *command[1:]]).replace(str(output.parent), "WORK"),  # WORK: the temp dir
     }
 
 
