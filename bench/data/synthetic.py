@@ -40,6 +40,8 @@ P_NEAR_MISS = 0.6
 P_EXPLICIT_SAFE = 0.4
 #: Probability that a rubric includes a generic (scenario-independent) excellence or safety criterion.
 P_COMMON = 0.35
+#: An item's ``source`` is this prefix and its scenario id; how the world finds an item's sentences again.
+SOURCE_PREFIX = "synthetic:"
 
 
 def split_scenarios() -> dict[str, tuple[Scenario, ...]]:
@@ -94,13 +96,13 @@ def safety_counterfactuals(item: BenchItem, rng: random.Random) -> list[tuple[Cr
 
 def is_synthetic(item: BenchItem) -> bool:
     """Whether ``item`` comes from the synthetic world (so its sentences can be looked up)."""
-    return (item.source or "").startswith("synthetic:")
+    return (item.source or "").startswith(SOURCE_PREFIX)
 
 
 def _rubric_specs(item: BenchItem) -> tuple[Scenario, dict[str, CriterionSpec | SafetySpec]]:
     """The scenario of a synthetic item and, per rubric criterion id, the spec its wording came from."""
     scenarios, common = load_world()
-    scenario = next(s for s in scenarios if f"synthetic:{s.id}" == item.source)
+    scenario = next(s for s in scenarios if SOURCE_PREFIX + s.id == item.source)
     specs = scenario.proficiency + scenario.excellence + scenario.safety + common.excellence + common.safety
     return scenario, {c.id: next(s for s in specs if c.text in s.criterion) for c in item.rubric}
 
@@ -163,7 +165,7 @@ def _compose(scenario: Scenario, prompts: list[str], common: CommonPools, rng: r
         rubric=[c.criterion for c in chosen],
         responses=responses,
         labels=Labels(pointwise=pointwise, pairwise=pairwise),
-        source=f"synthetic:{scenario.id}",
+        source=SOURCE_PREFIX + scenario.id,
     )
 
 
