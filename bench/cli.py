@@ -17,7 +17,7 @@ import click
 
 from promedical.bench.api import ApiError
 from promedical.bench.cli_options import BatchSize
-from promedical.bench.data.synthetic import SPLITS
+from promedical.bench.data.synthetic import P_VIOLATION, SPLITS
 from promedical.bench.datasets import FORMATS, BenchDataError, load_bench
 from promedical.bench.io import write_jsonl_atomic
 from promedical.bench.judges import JudgeError
@@ -104,9 +104,11 @@ def data_convert(source: str, output: str, data_format: str, split: str | None) 
 @click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
               help="train: training scenarios; heldout: held-out scenarios (disjoint by construction); "
                    "heldout_prompts: training scenarios asked with the one prompt reserved from training.")
+@click.option("--violation-rate", type=click.FloatRange(0.0, 1.0), default=P_VIOLATION, show_default=True,
+              help="Probability that a response violates each of its safety criteria.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True,
               help="JSONL file to write (atomically).")
-def data_synth(n_instructions: int, seed: int, split: str, output: str) -> None:
+def data_synth(n_instructions: int, seed: int, split: str, violation_rate: float, output: str) -> None:
     """Write labelled items from the deterministic synthetic clinical world.
 
     Every response's criterion satisfaction is known by construction, so the output is a labelled bench
@@ -114,7 +116,7 @@ def data_synth(n_instructions: int, seed: int, split: str, output: str) -> None:
     """
     from promedical.bench.data.synthetic import iter_synthetic
 
-    count = write_jsonl_atomic(output, iter_synthetic(n_instructions, seed, split))  # type: ignore[arg-type]
+    count = write_jsonl_atomic(output, iter_synthetic(n_instructions, seed, split, violation_rate))  # type: ignore[arg-type]
     click.echo(f"wrote {count} {split} items (seed {seed}) to {output}")
 
 
@@ -129,7 +131,8 @@ def data_synth(n_instructions: int, seed: int, split: str, output: str) -> None:
               help="judge: the model judges labelled criterion-level instances; policy: the model answers and "
                    "--judge grades the answers; all: both.")
 @click.option("--judge", "judge_spec", default=None,
-              help="Grader for the policy track: rm:PATH, hf:PATH or openai:MODEL (OPENAI_BASE_URL, OPENAI_API_KEY).")
+              help="Grader for the policy track: rm:PATH, hf:PATH, openai:MODEL (OPENAI_BASE_URL, OPENAI_API_KEY), "
+                   "or world (exact ground truth for synthetic-world prompts).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Runs are written to OUTPUT_DIR/<run_id>/.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N items (quick looks).")

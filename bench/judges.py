@@ -434,8 +434,48 @@ class RewardModelJudge:
 # --------------------------------------------------------------------------------------------- registry
 
 
+class WorldJudge:
+    """The synthetic world's ground truth as a judge (spec ``world``): for a synthetic item, the verdict its
+    construction implies for ANY response (:func:`promedical.bench.data.synthetic.world_verdicts`); items
+    from elsewhere get ``unknown``. A control that takes the reward model out of the loop, e.g. safety-veto
+    GRPO with an exact judge. Exact for the world's sentences only: other wording is not recognised."""
+
+    spec = kind = "world"
+
+    def __init__(self) -> None:
+        from importlib import resources
+
+        from promedical.bench.data.world import WORLD_FOLDER, WORLD_PACKAGE
+
+        self.identity = f"world|{model_identity(str(resources.files(WORLD_PACKAGE) / WORLD_FOLDER))}"
+
+    def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]:
+        verdicts = []
+        for q in queries:
+            met = self._met(q.item, q.response, q.criterion)
+            verdicts.append(Verdict("unknown") if met is None else Verdict("met" if met else "not_met", float(met)))
+        return verdicts
+
+    def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]:
+        verdicts = []
+        for q in queries:
+            a, b = self._met(q.item, q.response_a, q.criterion), self._met(q.item, q.response_b, q.criterion)
+            verdicts.append(Verdict("unknown") if None in (a, b) else
+                            Verdict("tie", 0.5) if a == b else Verdict("a" if a else "b", 1.0 if a else 0.0))
+        return verdicts
+
+    @staticmethod
+    def _met(item: BenchItem, response: str, criterion: Criterion) -> bool | None:
+        from promedical.bench.data.synthetic import is_synthetic, world_verdicts
+
+        return world_verdicts(item, response)[criterion.id] if is_synthetic(item) else None
+
+
 def build_judge(spec: str, options: ModelOptions = ModelOptions()) -> Judge:
-    """A judge from ``hf:PATH``, ``rm:PATH``, ``openai:MODEL``, or a bare path/id (kind from its config)."""
+    """A judge from ``hf:PATH``, ``rm:PATH``, ``openai:MODEL``, ``world`` (the synthetic world's ground truth),
+    or a bare path/id (kind from its config)."""
+    if spec == WorldJudge.spec:
+        return WorldJudge()
     backend, _, target = spec.partition(":")
     if backend not in JUDGES or not target:
         if backend in JUDGES:

@@ -158,6 +158,18 @@ def test_data_specs_joined_by_plus_concatenate_their_items():
     assert [i.id for i in joined] == [i.id for i in parts] and len({i.id for i in joined}) == 5
 
 
+def test_data_spec_sets_the_violation_rate():
+    violating = resolve_data("synthetic:train:6:1:violation=1")
+    default = resolve_data("synthetic:train:6:1")
+    assert [i.rubric for i in violating] == [i.rubric for i in default]
+    assert all(not label.met for item in violating for label in item.labels.pointwise
+               if next(c for c in item.rubric if c.id == label.criterion).type == "safety")
+    assert resolve_data("synthetic:train:6:1:violation=0.25") == default  # the generator's default
+    for bad in ("synthetic:train:6:1:violation=1.5", "synthetic:train:6:1:violation=x", "synthetic:train:6:x"):
+        with pytest.raises(BenchDataError, match="violation=P"):
+            resolve_data(bad)
+
+
 def test_dev_split_is_by_item_and_seeded():
     items = resolve_data("synthetic:train:50:3")
     train, dev = split_items(items, 0.2, seed=1)

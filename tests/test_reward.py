@@ -70,6 +70,30 @@ def test_reward_callable_scores_completions_with_a_real_reward_model(tiny_models
     assert reward.__name__ == "promedical_veto_reward"  # TRL names the reward by the instance's __name__
 
 
+def test_world_judge_reward_reads_the_prompt_columns_grpo_gets():
+    """The GRPO dataset's columns carry what the exact ``world`` judge needs (the item's source), so with it
+    the reward is the hierarchical reward of the true labels; items it cannot grade get None."""
+    from promedical.alignment.grpo import prompt_dataset
+    from promedical.bench.data.synthetic import synthesize
+    from promedical.bench.judges import build_judge
+    from promedical.bench.scoring import s_scores
+
+    items = synthesize(12, seed=2) + load_bench("sample")[:1]
+    rows = [(item, row, response) for item, row in zip(items, prompt_dataset(items), strict=True)
+            for response in item.responses]
+    columns = {name: [row[name] for _, row, _ in rows] for name in ("rubric", "scenario", "item_id", "source")}
+    rewards = VetoReward(build_judge("world"))([row["prompt"] for _, row, _ in rows],
+                                               [response.text for _, _, response in rows], **columns)
+    expected = []
+    for item, _, response in rows:
+        if item.labels is None or item.source is None:
+            expected.append(None)
+            continue
+        met = {label.criterion: label.met for label in item.labels.pointwise if label.response == response.id}
+        expected.append(hierarchical_reward(*s_scores(item, met)))
+    assert rewards == pytest.approx(expected) and expected[-1] is None and any(r < 0 for r in expected[:-1])
+
+
 def test_completion_text():
     assert completion_text("plain") == "plain"
     assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"

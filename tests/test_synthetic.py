@@ -90,6 +90,28 @@ def test_labels_are_true_by_construction(world, split):
             assert pair.preferred == ("tie" if a == b else "a" if a else "b")
 
 
+def test_world_judge_gives_the_labels_and_knows_only_synthetic_items():
+    from promedical.bench.datasets import load_bench
+    from promedical.bench.judges import PairwiseQuery, PointwiseQuery, build_judge
+
+    judge = build_judge("world")
+    items = synthesize(30, seed=5)
+    texts = {(i.id, r.id): r.text for i in items for r in i.responses}
+    criteria = {(i.id, c.id): c for i in items for c in i.rubric}
+    by_id = {i.id: i for i in items}
+    pointwise = [(by_id[i.id], label) for i in items for label in i.labels.pointwise]
+    verdicts = judge.pointwise([PointwiseQuery(item, criteria[(item.id, label.criterion)],
+                                               texts[(item.id, label.response)]) for item, label in pointwise])
+    assert [v.decision for v in verdicts] == ["met" if label.met else "not_met" for _, label in pointwise]
+    pairwise = [(by_id[i.id], label) for i in items for label in i.labels.pairwise]
+    verdicts = judge.pairwise([PairwiseQuery(item, criteria[(item.id, label.criterion)], texts[(item.id, label.a)],
+                                             texts[(item.id, label.b)]) for item, label in pairwise])
+    assert [v.decision for v in verdicts] == [label.preferred for _, label in pairwise]
+    hand_written = load_bench("sample")[0]
+    query = PointwiseQuery(hand_written, hand_written.rubric[0], hand_written.responses[0].text)
+    assert judge.pointwise([query])[0].decision == "unknown"
+
+
 def test_safety_counterfactuals_swap_only_the_violating_sentence(world):
     scenarios, common = world
     by_id = {s.id: s for s in scenarios}
@@ -112,6 +134,17 @@ def test_safety_counterfactuals_swap_only_the_violating_sentence(world):
             assert {k: v for k, v in after.items() if k != criterion.id} == \
                 {k: v for k, v in before.items() if k != criterion.id}, "no other criterion changes"
     assert found == violations > 20
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_violation_rate_sets_how_often_responses_violate(rate):
+    items = synthesize(40, seed=3, violation_rate=rate)
+    types = {(i.id, c.id): c.type for i in items for c in i.rubric}
+    safety = [label.met for i in items for label in i.labels.pointwise if types[(i.id, label.criterion)] == "safety"]
+    assert safety and all(met == (rate == 0.0) for met in safety)
+    assert [i.rubric for i in items] == [i.rubric for i in synthesize(40, seed=3)], "same scenarios and rubrics"
+    with pytest.raises(ValueError, match="violation_rate"):
+        synthesize(1, violation_rate=1.5)
 
 
 def test_balance_of_labels():

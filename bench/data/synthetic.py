@@ -30,7 +30,8 @@ from promedical.bench.schema import BenchItem, Criterion, Labels, PairwiseLabel,
 Split = Literal["train", "heldout", "heldout_prompts"]
 SPLITS: tuple[Split, ...] = ("train", "heldout", "heldout_prompts")
 
-#: Probability that a response satisfies a proficiency / excellence criterion, and violates a safety one.
+#: Probability that a response satisfies a proficiency / excellence criterion, and (by default) violates a
+#: safety one.
 P_MET_PROFICIENCY = 0.6
 P_MET_EXCELLENCE = 0.5
 P_VIOLATION = 0.25
@@ -107,14 +108,19 @@ def _rubric_specs(item: BenchItem) -> tuple[Scenario, dict[str, CriterionSpec | 
     return scenario, {c.id: next(s for s in specs if c.text in s.criterion) for c in item.rubric}
 
 
-def synthesize(n_instructions: int, seed: int = 0, split: Split = "train") -> list[BenchItem]:
-    """``n_instructions`` labelled bench items drawn from the scenarios of ``split``."""
-    return list(iter_synthetic(n_instructions, seed, split))
+def synthesize(n_instructions: int, seed: int = 0, split: Split = "train",
+               violation_rate: float = P_VIOLATION) -> list[BenchItem]:
+    """``n_instructions`` labelled bench items drawn from the scenarios of ``split``; each response violates
+    each of its safety criteria with probability ``violation_rate``."""
+    return list(iter_synthetic(n_instructions, seed, split, violation_rate))
 
 
-def iter_synthetic(n_instructions: int, seed: int = 0, split: Split = "train") -> Iterator[BenchItem]:
+def iter_synthetic(n_instructions: int, seed: int = 0, split: Split = "train",
+                   violation_rate: float = P_VIOLATION) -> Iterator[BenchItem]:
     if n_instructions < 0:
         raise ValueError("n_instructions must be >= 0")
+    if not 0.0 <= violation_rate <= 1.0:
+        raise ValueError(f"violation_rate must be in [0, 1], got {violation_rate}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     scenarios = list(split_scenarios()["heldout" if split == "heldout" else "train"])
@@ -127,7 +133,7 @@ def iter_synthetic(n_instructions: int, seed: int = 0, split: Split = "train") -
         scenario = scenarios[index % len(scenarios)]
         prompts = {"train": scenario.presentations[:-1], "heldout_prompts": scenario.presentations[-1:],
                    "heldout": scenario.presentations}[split]
-        yield _compose(scenario, prompts, common, rng, f"syn-{split}-s{seed}-{index:06d}")
+        yield _compose(scenario, prompts, common, rng, f"syn-{split}-s{seed}-{index:06d}", violation_rate)
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,9 @@ class _Chosen:
 
 
 def _compose(scenario: Scenario, prompts: list[str], common: CommonPools, rng: random.Random,
-             item_id: str) -> BenchItem:
+             item_id: str, violation_rate: float) -> BenchItem:
     chosen = _choose_rubric(scenario, common, rng)
-    decisions = _choose_decisions(chosen, rng, n_responses=rng.choice((2, 3, 3)))
+    decisions = _choose_decisions(chosen, rng, rng.choice((2, 3, 3)), violation_rate)
     responses = [
         Response(id=f"r{k + 1}", text=_write_response(chosen, met, scenario, common, rng))
         for k, met in enumerate(decisions)
@@ -194,11 +200,12 @@ def _choose_rubric(scenario: Scenario, common: CommonPools, rng: random.Random) 
     ]
 
 
-def _choose_decisions(chosen: list[_Chosen], rng: random.Random, n_responses: int) -> list[list[bool]]:
+def _choose_decisions(chosen: list[_Chosen], rng: random.Random, n_responses: int,
+                      violation_rate: float) -> list[list[bool]]:
     """Per response, per criterion: met (for safety: not violated). Responses differ on some criterion."""
     def draw() -> list[bool]:
         return [
-            rng.random() >= P_VIOLATION if c.criterion.type == "safety"
+            rng.random() >= violation_rate if c.criterion.type == "safety"
             else rng.random() < (P_MET_PROFICIENCY if c.criterion.type == "proficiency" else P_MET_EXCELLENCE)
             for c in chosen
         ]
