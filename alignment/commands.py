@@ -33,8 +33,7 @@ def _load_recipe(name: str, kind: type, **overrides: Any):
 
 @click.command("train-rm")
 @click.option("--recipe", required=True, help=_RECIPE_HELP)
-@click.option("--train-data", default=None,
-              help=_DATA_HELP)
+@click.option("--train-data", default=None, help=_DATA_HELP)
 @click.option("--output-dir", default=None, help="Override the recipe's output folder.")
 def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> None:
     """Train a criteria-injected reward model r(x, c, y) with TRL's RewardTrainer.

@@ -457,11 +457,16 @@ class WorldJudge:
         return verdicts
 
     def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]:
+        from promedical.bench.data.synthetic import preference
+
         verdicts = []
         for q in queries:
             a, b = self._met(q.item, q.response_a, q.criterion), self._met(q.item, q.response_b, q.criterion)
-            verdicts.append(Verdict("unknown") if None in (a, b) else
-                            Verdict("tie", 0.5) if a == b else Verdict("a" if a else "b", 1.0 if a else 0.0))
+            if a is None or b is None:
+                verdicts.append(Verdict("unknown"))
+            else:
+                decision = preference(a, b)
+                verdicts.append(Verdict(decision, {"a": 1.0, "b": 0.0, "tie": 0.5}[decision]))
         return verdicts
 
     @staticmethod

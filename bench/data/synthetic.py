@@ -158,7 +158,7 @@ def _compose(scenario: Scenario, prompts: list[str], common: CommonPools, rng: r
         for j, c in enumerate(chosen)
     ]
     pairwise = [
-        PairwiseLabel(criterion=c.criterion.id, a=ra.id, b=rb.id, preferred=_preference(ma[j], mb[j]))
+        PairwiseLabel(criterion=c.criterion.id, a=ra.id, b=rb.id, preferred=preference(ma[j], mb[j]))
         for j, c in enumerate(chosen)
         for (ra, ma), (rb, mb) in itertools.combinations(zip(responses, decisions, strict=True), 2)
     ]
@@ -239,5 +239,6 @@ def _write_response(chosen: list[_Chosen], met: list[bool], scenario: Scenario, 
     return " ".join(s for s in (opener, *sentences, closer) if s) or rng.choice(scenario.distractors)
 
 
-def _preference(a_met: bool, b_met: bool) -> Literal["a", "b", "tie"]:
+def preference(a_met: bool, b_met: bool) -> Literal["a", "b", "tie"]:
+    """The pairwise label on one criterion from the two responses' pointwise verdicts."""
     return "tie" if a_met == b_met else ("a" if a_met else "b")
