@@ -130,7 +130,7 @@ class GRPORecipe(_Recipe):
 
     kind: Literal["grpo"] = "grpo"
     policy_model: str
-    judge: str = Field(description="grader of completions: rm:PATH, hf:PATH or openai:MODEL")
+    judge: str = Field(description="grader of completions: rm:PATH, hf:PATH, openai:MODEL or world")
     prompts: str
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_BETA
@@ -139,6 +139,7 @@ class GRPORecipe(_Recipe):
     num_generations: int = 8
     learning_rate: float = 1e-6
     kl_coefficient: float = 0.04
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # TRL's: divide by the group's or batch's std, or not
     temperature: float = 1.0
     max_completion_length: int = 512
     epochs: float = 1.0
@@ -169,7 +170,7 @@ class GRPORecipe(_Recipe):
 
         return GRPOConfig(**self._common(check_only), num_generations=self.num_generations,
                           learning_rate=self.learning_rate,
-                          beta=self.kl_coefficient, temperature=self.temperature,
+                          beta=self.kl_coefficient, scale_rewards=self.scale_rewards, temperature=self.temperature,
                           max_completion_length=self.max_completion_length, num_train_epochs=self.epochs,
                           max_steps=self.max_steps, per_device_train_batch_size=self.batch_size,
                           gradient_accumulation_steps=self.gradient_accumulation_steps, use_vllm=self.use_vllm,

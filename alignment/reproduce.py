@@ -3,8 +3,9 @@
 ``smoke`` (CPU, offline): (1) train the criteria-injected reward model on synthetic-world preference data;
 (2) judge track for the untrained base and the trained reward model on the hand-written sample bench and a
 synthetic held-out bench of unseen scenarios, with paired gains (``compare``); (3) policy: supervised
-warm-up of a tiny local chat model, then safety-veto GRPO graded by the trained reward model, policy track
-before/after on held-out prompts; (4) every evaluation is an ordinary run directory, plus
+warm-up of a tiny local chat model, then safety-veto GRPO graded by the synthetic world's exact verdicts
+(smoke-grpo.yaml says why), policy track before/after on held-out prompts, graded by the trained reward model
+and by the world; (4) every evaluation is an ordinary run directory, plus
 ``reproduce_report.md``. ``qwen3-8b`` is the same plan at paper scale on GPUs (``--dry-run`` validates and
 prints the commands).
 """
@@ -37,9 +38,9 @@ class SmokeSizes:
     rm_pairs: int | None = None  # None: the smoke-rm recipe's numbers of pairs of each kind
     heldout_items: int = 60
     synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
-    sft_items: int = 600  # a quarter of them on the held-out prompts, as in smoke-sft.yaml
-    grpo_prompts: int = 64
-    grpo_steps: int = 24
+    sft_items: int | None = None  # None: smoke-sft.yaml's data; else a quarter of them on the held-out prompts
+    grpo_prompts: int | None = None  # None: smoke-grpo.yaml's prompts and steps
+    grpo_steps: int | None = None
     policy_eval_items: int = 40
     sample_limit: int | None = None
 
@@ -78,7 +79,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     for name in ("base-rm", "smoke-rm"):
         calibrated_view(models / name, models / f"{name}-synthetic", calibration_items, synthetic_calibration)
     summary["synthetic_calibration"] = synthetic_calibration
-    summary["grpo_judge_constant_verdicts"] = json.loads(
+    summary["policy_judge_constant_verdicts"] = json.loads(
         (models / "smoke-rm-synthetic" / RM_CALIBRATION_FILE).read_text())["constant_verdicts"]
     timings["reward_model"] = time.perf_counter() - start
 
@@ -101,16 +102,18 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         }
     timings["judge"] = time.perf_counter() - start
 
-    start = stage("3/4 policy: supervised warm-up, then safety-veto GRPO graded by the trained reward model")
+    start = stage("3/4 policy: supervised warm-up, then safety-veto GRPO graded by the synthetic world")
     # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base; its
-    # data mix (a quarter on the held-out prompts, which GRPO never sees) is smoke-sft.yaml's, scaled to sizes
-    held = sizes.sft_items // 4
-    sft = load_recipe("smoke-sft", output_dir=str(models / "sft"),
-                      train_data=f"synthetic:train:{sizes.sft_items - held}:1 + synthetic:heldout_prompts:{held}:1")
-    summary["sft"] = train_sft(sft)
-    grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), judge=f"rm:{models / 'smoke-rm-synthetic'}",
-                       prompts=f"synthetic:train:{sizes.grpo_prompts}:2", max_steps=sizes.grpo_steps,
+    # data mix (a quarter on the held-out prompts, which GRPO never sees) is smoke-sft.yaml's
+    sft_data = None
+    if sizes.sft_items is not None:
+        held = sizes.sft_items // 4
+        sft_data = f"synthetic:train:{sizes.sft_items - held}:1 + synthetic:heldout_prompts:{held}:1"
+    summary["sft"] = train_sft(load_recipe("smoke-sft", output_dir=str(models / "sft"), train_data=sft_data))
+    grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
+                       prompts=None if sizes.grpo_prompts is None else f"synthetic:train:{sizes.grpo_prompts}:2",
                        output_dir=str(models / "grpo"))
+    summary["grpo_judge"] = grpo.judge
     summary["grpo"] = train_grpo(grpo)
     prompts = output / "data" / "heldout_prompts.jsonl"
     # prompts GRPO never trained on, about its scenarios (unseen scenarios are the judge track's test above)
@@ -193,8 +196,10 @@ def smoke_report(summary: dict[str, Any]) -> str:
         test = data["mcnemar"]
         lines += ["", f"McNemar on instance correctness: p = {test['p_value']:.3g} (n = {test['n']}).", ""]
     policy = summary["policy"]
-    lines += ["## Policy track: before vs after safety-veto GRPO (graded by the trained RM)", "",
-              "Held-out prompts: the prompt of every training scenario that GRPO never trains on "
+    lines += ["## Policy track: before vs after safety-veto GRPO", "",
+              f"GRPO's reward graded each completion with the judge `{summary['grpo_judge']}`. The table is graded "
+              "by the trained reward model (the offline policy judge); the ground truth follows it. Held-out "
+              "prompts: the prompt of every training scenario that GRPO never trains on "
               "(`synthetic:heldout_prompts`); the supervised warm-up, which stands in for pretraining, covers "
               "them too.", "",
               "| metric | before (SFT) | after (GRPO) | change, pp |", "|---|---|---|---|"]
@@ -211,7 +216,7 @@ def smoke_report(summary: dict[str, Any]) -> str:
               f"| proficiency (S1) | {100 * truth['sft']['proficiency']:.1f} | "
               f"{100 * truth['grpo']['proficiency']:.1f} |",
               f"| answer length, words | {truth['sft']['words']:.0f} | {truth['grpo']['words']:.0f} |", "",
-              *_veto_note(summary["grpo_judge_constant_verdicts"]),
+              *_blind_safety_note(summary["policy_judge_constant_verdicts"]),
               "## Stages", "",
               f"- Reward model: {json.dumps({k: v for k, v in summary['reward_model'].items() if k != 'recipe'})}",
               f"- SFT: {json.dumps(summary['sft'], default=str)}",
@@ -221,14 +226,14 @@ def smoke_report(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _veto_note(constant: dict[str, str]) -> list[str]:
-    """A paragraph when the grading model's safety threshold called every synthetic calibration instance
-    "met", i.e. the veto could not fire during GRPO."""
+def _blind_safety_note(constant: dict[str, str]) -> list[str]:
+    """A paragraph when the grading reward model's safety threshold called every synthetic calibration
+    instance "met", i.e. its policy-track safety verdicts are blind."""
     if constant.get("safety") != "met":
         return []
-    return ["**The veto could not fire.** On its synthetic calibration items the grading reward model's safety "
+    return ["**The reward model cannot see violations here.** On its synthetic calibration items its safety "
             "threshold judged every instance \"met\": its safety scores did not separate violations there, so "
-            "no completion was vetoed during GRPO and the reward was proficiency and excellence alone.", ""]
+            "its safety compliance above is 100% whatever the answers say; read the ground truth.", ""]
 
 
 def qwen3_8b_plan(output: Path, preference_data: str, prompts: str, bench: str) -> list[list[str]]:

@@ -21,8 +21,9 @@ Measures, side by side in one process, against the peer that does the same work:
 5. rm         reward-model scoring (criteria x completions per second): RewardModelJudge.pointwise, batched
               and length-sorted, vs a loop scoring one rendered input at a time (batch of 1, same encoding),
               on the packaged MiniLM and on the tiny Qwen3 reward model; the rewards must agree (< 1e-4)
-6. grpo       the share of a GRPO step spent in the reward: smoke-grpo recipe built as train_grpo builds it
-              (tiny random policy, MiniLM base reward model), a few steps, VetoReward timed per call
+6. grpo       the share of a GRPO step spent in the reward: smoke-grpo recipe built as train_grpo builds it,
+              graded by a reward model (tiny random policy, MiniLM base reward model) at the recipe's
+              former RM-graded size (batch 8, no KL), a few steps, VetoReward timed per call
 
 and prints a table (benchmark, ours, peer, ratio, target, pass/fail). The JSON output has every raw timing,
 the settings and the machine. See docs/performance.md for the figures and what they mean.
@@ -790,7 +791,10 @@ def bench_grpo(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
     steps = size["grpo_steps"]
     policy = build_tiny_model(workdir / "grpo-policy", kind="causal")
     reward_model = reward_model_path(workdir, "minilm")
+    # the smoke recipe is graded by `world` (cost ~0); this measures it graded by a reward model, at the batch
+    # size and KL the recipe had when a reward model graded it, as docs/performance.md records
     recipe = load_recipe("smoke-grpo", policy_model=str(policy), judge=f"rm:{reward_model}", max_steps=steps,
+                         prompts="synthetic:train:64:2", batch_size=8, kl_coefficient=0.0, scale_rewards="group",
                          output_dir=str(workdir / "grpo-output"))
     log(f"grpo: smoke-grpo recipe, {steps} steps, batch {recipe.batch_size}, {recipe.num_generations} generations, "
         f"<= {recipe.max_completion_length} new tokens; policy tiny Qwen3 (random), judge rm:MiniLM base")

@@ -32,6 +32,7 @@ def test_every_recipe_loads_and_builds_its_trainer_config(name):
     assert config.seed == recipe.seed and config.report_to in ("none", ["none"], [])
     if isinstance(recipe, GRPORecipe):
         assert config.num_generations == recipe.num_generations and config.beta == recipe.kl_coefficient
+        assert config.scale_rewards == recipe.scale_rewards
 
 
 def test_paper_scale_recipes_carry_the_papers_settings():
@@ -43,7 +44,8 @@ def test_paper_scale_recipes_carry_the_papers_settings():
 
 
 @pytest.mark.parametrize("override, field", [({"learning_rat": 1e-5}, "learning_rat"), ({"lam": 1.0}, "lam"),
-                                             ({"scenario_weights": {"emergency": 3.0}}, "scenario_weights")])
+                                             ({"scenario_weights": {"emergency": 3.0}}, "scenario_weights"),
+                                             ({"scale_rewards": "item"}, "scale_rewards")])
 def test_bad_recipes_are_refused_with_the_field(override, field):
     with pytest.raises(BenchDataError) as error:
         load_recipe("smoke-grpo", **override)
@@ -189,7 +191,7 @@ def test_quick_reproduction_end_to_end(tmp_path):
     assert set(calibration["thresholds"]) == {"proficiency", "excellence", "safety"}
     assert set(calibration["constant_verdicts"]) <= set(calibration["thresholds"])
     assert summary["reward_model"]["pairs_by_source"]["safety_counterfactual"] > 0, "the recipe's safety pairs"
-    assert summary["grpo_judge_constant_verdicts"] == json.loads(
+    assert summary["policy_judge_constant_verdicts"] == json.loads(
         (tmp_path / "models" / "smoke-rm-synthetic" / "promedical_rm.json").read_text())["constant_verdicts"]
     view = tmp_path / "models" / "smoke-rm-synthetic"  # same weights, threshold for synthetic-world text
     assert (view / "model.safetensors").is_symlink() and (view / "model.safetensors").exists()
@@ -200,7 +202,7 @@ def test_quick_reproduction_end_to_end(tmp_path):
     assert "+22.3" in report and "different scale" in report
     runs = sorted(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
     assert len(runs) == 6 and all(read_results(r) for r in runs)
-    assert summary["grpo"]["steps"] == QUICK.grpo_steps
+    assert summary["grpo"]["steps"] == QUICK.grpo_steps and summary["grpo_judge"] == "world"
     assert (tmp_path / "models" / "sft" / "base" / "config.json").exists(), "the fresh tiny policy is kept"
     assert summary["sft"]["final_loss"] is not None and summary["grpo"]["violation_rate_last"] is not None
     truth = summary["policy"]["ground_truth"]
