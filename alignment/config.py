@@ -236,7 +236,7 @@ def _synthetic_items(spec: str) -> list[BenchItem]:
     from promedical.bench.data.synthetic import P_VIOLATION, SPLITS, synthesize
 
     match = re.fullmatch(rf"synthetic:({'|'.join(SPLITS)}):(\d+)(?::(\d+))?(?::violation=([01](?:\.\d*)?))?", spec)
-    violation_rate = float(match[4]) if match and match[4] else P_VIOLATION
-    if match is None or violation_rate > 1.0:
+    if match is None or float(match[4] or 0) > 1.0:
         raise BenchDataError(spec, f"expected synthetic:{'|'.join(SPLITS)}:N[:SEED][:violation=P] with P in [0, 1]")
+    violation_rate = float(match[4]) if match[4] else P_VIOLATION
     return synthesize(int(match[2]), int(match[3] or 0), match[1], violation_rate)  # type: ignore[arg-type]
