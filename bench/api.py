@@ -44,6 +44,8 @@ from typing import Any, TypeVar
 import httpx
 
 from promedical.bench.judges import ApiError, PairwiseQuery, PointwiseQuery, Verdict
+from promedical.bench.prompts import template_hash
+from promedical.bench.schema import BenchItem
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +379,12 @@ class OpenAIJudge:
         self.base_url = self.client.base_url
         self.spec = f"openai:{model}"
         self.identity = f"openai:{model}@{self.base_url}"
+        self.system = {"pointwise": POINTWISE_SYSTEM, "pairwise": PAIRWISE_SYSTEM}
+        self.template_hash = template_hash({
+            "system_pointwise": self.system["pointwise"], "system_pairwise": self.system["pairwise"],
+            "pairwise_orders": "both presentations; agreeing orders decide, disagreeing ones tie",
+            "temperature": 0.0, "max_tokens": max_tokens, "seed": seed,
+        })
         #: Queries per cache commit in the runner: enough to keep ``concurrency`` requests in flight.
         self.chunk_size = 16 * concurrency
 
@@ -385,7 +393,7 @@ class OpenAIJudge:
         return ChatRequest(self.model, messages, 0.0, self.max_tokens, self.seed)
 
     def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]:
-        requests = [self._request(POINTWISE_SYSTEM, q.render()) for q in queries]
+        requests = [self._request(self.system["pointwise"], q.render()) for q in queries]
         verdicts = []
         for outcome in self.client.complete(requests, parse_pointwise):
             if isinstance(outcome, Failure):
@@ -396,7 +404,8 @@ class OpenAIJudge:
         return verdicts
 
     def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]:
-        requests = [self._request(PAIRWISE_SYSTEM, q.render(swap=swap)) for q in queries for swap in (False, True)]
+        requests = [self._request(self.system["pairwise"], q.render(swap=swap))
+                    for q in queries for swap in (False, True)]
         outcomes = self.client.complete(requests, parse_pairwise)
         verdicts = []
         for index in range(len(queries)):
@@ -446,7 +455,7 @@ class OpenAIGenerator:
         self.identity = f"openai:{model}@{self.base_url}|t={temperature:g}|max={max_new_tokens}|seed={seed}"
         self.chunk_size = 16 * concurrency
 
-    def generate(self, conversations: Sequence[Sequence[dict[str, str]]]) -> list[str | None]:
-        requests = [ChatRequest(self.model, [dict(m) for m in conversation], self.temperature, self.max_new_tokens,
-                                self.seed) for conversation in conversations]
+    def generate(self, items: Sequence[BenchItem]) -> list[str | None]:
+        requests = [ChatRequest(self.model, [m.model_dump() for m in item.messages], self.temperature,
+                                self.max_new_tokens, self.seed) for item in items]
         return [None if isinstance(o, Failure) else o for o in self.client.complete(requests)]

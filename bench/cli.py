@@ -123,7 +123,8 @@ def data_synth(n_instructions: int, seed: int, split: str, violation_rate: float
 @cli.command("run")
 @click.option("--model", required=True,
               help="Model to evaluate: a local path or Hugging Face id (reward model or causal LM, detected from "
-                   "its config), or hf:PATH, rm:PATH, openai:MODEL.")
+                   "its config), or hf:PATH, rm:PATH, openai:MODEL, table:FILE (verdicts and answers fixed in a "
+                   "file).")
 @click.option("--bench", default="sample", show_default=True,
               help="Bench: 'sample' (bundled), a file or folder, or a Hugging Face dataset id.")
 @click.option("--split", default=None, help="Split of a Hugging Face dataset.")
@@ -132,6 +133,7 @@ def data_synth(n_instructions: int, seed: int, split: str, violation_rate: float
                    "--judge grades the answers; all: both.")
 @click.option("--judge", "judge_spec", default=None,
               help="Grader for the policy track: rm:PATH, hf:PATH, openai:MODEL (OPENAI_BASE_URL, OPENAI_API_KEY), "
+                   "table:FILE (verdicts fixed in a file), "
                    "or world (exact ground truth for synthetic-world prompts).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Runs are written to OUTPUT_DIR/<run_id>/.")

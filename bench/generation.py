@@ -4,7 +4,7 @@
 - ``openai`` any OpenAI-compatible server (:class:`promedical.bench.api.OpenAIGenerator`).
 - ``vllm``   vLLM when importable: the path for large models and several GPUs (tensor parallel).
 
-A generator returns one string per conversation, or ``None`` when an API request failed for good.
+A generator answers bench items: one string per item, or ``None`` when an API request failed for good.
 """
 
 from __future__ import annotations
@@ -24,8 +24,15 @@ from promedical.bench.judges import (
     resolve_device,
     run_batched,
 )
+from promedical.bench.prompts import CHAT_TEMPLATE_KWARGS, CHAT_TEMPLATE_KWARGS_ID
+from promedical.bench.schema import BenchItem
 
 Conversation = list[dict[str, str]]
+
+
+def conversation(item: BenchItem) -> Conversation:
+    """The messages a policy answers: the item's conversation as role/content dicts."""
+    return [m.model_dump() for m in item.messages]
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Generator(Protocol):
     spec: str
     identity: str
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str | None]: ...
+    def generate(self, items: Sequence[BenchItem]) -> list[str | None]: ...
 
 
 class HFGenerator:
@@ -58,7 +65,7 @@ class HFGenerator:
         self.tokenizer = _load_tokenizer(path_or_id)
         if not getattr(self.tokenizer, "chat_template", None):
             raise JudgeError(f"model {path_or_id!r} has no chat template; the policy track needs a chat model")
-        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}"
+        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}|{CHAT_TEMPLATE_KWARGS_ID}"
 
     @cached_property
     def model(self):
@@ -68,12 +75,14 @@ class HFGenerator:
         dtype = _torch_dtype(self.options.dtype, self.device)
         return AutoModelForCausalLM.from_pretrained(self.path_or_id, dtype=dtype).to(self.device).eval()
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str | None]:
+    def generate(self, items: Sequence[BenchItem]) -> list[str | None]:
         import torch
+
+        conversations = [conversation(item) for item in items]
 
         def batch(chunk: list[Conversation]) -> list[str | None]:
             texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True,
-                                                        enable_thinking=False) for c in chunk]
+                                                        **CHAT_TEMPLATE_KWARGS) for c in chunk]
             encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             sampling = self.decoding.temperature > 0
             torch.manual_seed(self.decoding.seed)
@@ -103,20 +112,25 @@ class VLLMGenerator:
         except ImportError:
             raise JudgeError("--backend vllm needs the vllm package (pip install vllm) and a GPU") from None
         self.spec = f"vllm:{path_or_id}"
-        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{dtype}"
+        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{dtype}|{CHAT_TEMPLATE_KWARGS_ID}"
         self.llm = LLM(model=path_or_id, tensor_parallel_size=tensor_parallel_size, dtype=dtype, seed=decoding.seed)
         self.params = SamplingParams(max_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
                                      seed=decoding.seed)
 
-    def generate(self, conversations: Sequence[Conversation]) -> list[str | None]:
-        outputs = self.llm.chat(list(conversations), self.params, use_tqdm=False,
-                                chat_template_kwargs={"enable_thinking": False})
+    def generate(self, items: Sequence[BenchItem]) -> list[str | None]:
+        outputs = self.llm.chat([conversation(item) for item in items], self.params, use_tqdm=False,
+                                chat_template_kwargs=dict(CHAT_TEMPLATE_KWARGS))
         return [o.outputs[0].text.strip() for o in outputs]
 
 
 def build_generator(model: str, backend: str | None, options: ModelOptions, decoding: Decoding,
                     tensor_parallel_size: int = 1) -> Generator:
-    """The generator for ``--model`` (``openai:MODEL`` selects the API backend)."""
+    """The generator for ``--model`` (``openai:MODEL`` selects the API backend, ``table:PATH`` answers fixed in
+    a file)."""
+    if model.startswith("table:"):
+        from promedical.bench.table import TableGenerator
+
+        return TableGenerator(model.removeprefix("table:"))
     if model.startswith("openai:") or backend == "openai":
         from promedical.bench.api import OpenAIGenerator
 

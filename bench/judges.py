@@ -6,6 +6,8 @@
 - ``rm:PATH_OR_ID``  reward model (``*ForSequenceClassification``, 1 label): r(x, c, y); "met" when
   sigmoid(r) >= the checkpoint's calibrated threshold for the criterion's type; pairwise prefers the higher r.
 - ``openai:MODEL``   any OpenAI-compatible server (:mod:`promedical.bench.api`).
+- ``table:PATH``     verdicts fixed per instance in a file (:mod:`promedical.bench.table`).
+- ``world``          the synthetic world's ground truth (:class:`WorldJudge`).
 
 Every verdict is JSON-serialisable (it is cached and written to samples.jsonl) and may be ``unknown``.
 """
@@ -21,7 +23,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from promedical.bench.prompts import TEMPLATE_HASH, render_pairwise, render_pointwise
+from promedical.bench.prompts import (
+    CHAT_TEMPLATE_KWARGS,
+    TEMPLATE_HASH,
+    render_pairwise,
+    render_pointwise,
+    template_hash,
+)
 from promedical.bench.schema import CRITERION_TYPES, BenchItem, Criterion
 
 log = logging.getLogger(__name__)
@@ -72,11 +80,13 @@ class Verdict:
 
 
 class Judge(Protocol):
-    """A judge backend. ``identity`` names the exact model (and settings) for cache keys."""
+    """A judge backend. ``identity`` names the exact model (and settings) for cache keys; ``template_hash``
+    covers every prompt string and option that reaches it (:func:`promedical.bench.prompts.template_hash`)."""
 
     spec: str
     kind: str
     identity: str
+    template_hash: str
 
     def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]: ...
 
@@ -203,11 +213,23 @@ def run_batched(function: Callable[[list[Any]], list[Any]], inputs: Sequence[Any
 # --------------------------------------------------------------------------------------------- causal LM
 
 
+#: What a causal judge adds to the shared rendering: the answer words it reads, how it wraps a prompt, and
+#: how it combines the two presentation orders of a pair. Part of its template hash.
+CAUSAL_PROMPT_SETTINGS: dict[str, Any] = {
+    "pointwise_answer": ["Yes", "No"],
+    "pairwise_answer": ["A", "B"],
+    "pairwise_orders": "mean of P(a preferred) over the (a, b) and (b, a) presentations",
+    "chat_template_kwargs": dict(CHAT_TEMPLATE_KWARGS),
+    "without_chat_template_suffix": "\nAnswer:",
+}
+
+
 class CausalLMJudge:
     """Judge by next-token probabilities of a causal LM: one forward pass per rendered input. Weights load
     on first use, so a fully cached re-run never loads them."""
 
     kind = "causal"
+    template_hash = template_hash(CAUSAL_PROMPT_SETTINGS)
 
     def __init__(self, path_or_id: str, options: ModelOptions = ModelOptions()):
         self.path_or_id = path_or_id
@@ -241,9 +263,10 @@ class CausalLMJudge:
         """The model input for a rendered judge prompt: the chat template when there is one."""
         if self.has_chat_template:
             return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True, enable_thinking=False
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True,
+                **CAUSAL_PROMPT_SETTINGS["chat_template_kwargs"],
             )
-        return prompt + "\nAnswer:"
+        return prompt + CAUSAL_PROMPT_SETTINGS["without_chat_template_suffix"]
 
     def _choice_probabilities(self, prompts: list[str], first: str, second: str) -> list[tuple[float, float]]:
         """P(first), P(second) of the next token for each prompt (each word with or without a leading space).
@@ -274,14 +297,15 @@ class CausalLMJudge:
 
     def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]:
         verdicts = []
-        for p_yes, p_no in self._choice_probabilities([q.render() for q in queries], "Yes", "No"):
+        yes, no = CAUSAL_PROMPT_SETTINGS["pointwise_answer"]
+        for p_yes, p_no in self._choice_probabilities([q.render() for q in queries], yes, no):
             score = p_yes / (p_yes + p_no) if p_yes + p_no > 0 else 0.5
             verdicts.append(Verdict("met" if p_yes > p_no else "not_met", score, {"p_yes": p_yes, "p_no": p_no}))
         return verdicts
 
     def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]:
         prompts = [q.render(swap) for q in queries for swap in (False, True)]
-        probabilities = self._choice_probabilities(prompts, "A", "B")
+        probabilities = self._choice_probabilities(prompts, *CAUSAL_PROMPT_SETTINGS["pairwise_answer"])
         verdicts = []
         for index in range(len(queries)):
             (a1, b1), (a2, b2) = probabilities[2 * index], probabilities[2 * index + 1]
@@ -353,6 +377,7 @@ class RewardModelJudge:
     """Judge with a criteria-injected reward model r(x, c, y) on the shared pointwise rendering."""
 
     kind = "reward"
+    template_hash = TEMPLATE_HASH  # the shared rendering is all that reaches it
 
     def __init__(self, path_or_id: str, options: ModelOptions = ModelOptions(), threshold: float | None = None):
         """``threshold`` overrides the calibrated ones, for every criterion type (used while calibrating,
@@ -441,6 +466,7 @@ class WorldJudge:
     GRPO with an exact judge. Exact for the world's sentences only: other wording is not recognised."""
 
     spec = kind = "world"
+    template_hash = TEMPLATE_HASH  # reads the query's item and response, no prompt
 
     def __init__(self) -> None:
         from importlib import resources
@@ -496,6 +522,12 @@ def _openai_judge(model: str, options: ModelOptions) -> Judge:
     return OpenAIJudge(model)
 
 
+def _table_judge(path: str, options: ModelOptions) -> Judge:
+    from promedical.bench.table import TableJudge
+
+    return TableJudge(path)
+
+
 def _checked(kind: str, factory: Callable[[str, ModelOptions], Judge]) -> Callable[[str, ModelOptions], Judge]:
     def build(target: str, options: ModelOptions) -> Judge:
         actual = detect_kind(target)
@@ -510,4 +542,5 @@ JUDGES: dict[str, Callable[[str, ModelOptions], Judge]] = {
     "hf": _checked("causal", CausalLMJudge),
     "rm": _checked("reward", RewardModelJudge),
     "openai": _openai_judge,
+    "table": _table_judge,
 }

@@ -1,13 +1,18 @@
 """The one rendering of judge inputs, shared by every judge and by reward-model training.
 
 A judge sees the conversation, ONE criterion and the response(s). Reward models are trained on exactly
-:func:`render_pointwise`, and results record :data:`TEMPLATE_HASH` so that a score is never compared
-across different renderings by accident. Change a template and the hash changes with it.
+:func:`render_pointwise`. :data:`TEMPLATE_HASH` covers the shared templates; each judge adds what else of
+its own reaches its model (system prompts, chat-template arguments, answer words, the pairwise order
+rule) through :func:`template_hash`, and that hash is in every cache key and results file, so a verdict
+is never reused or compared across different prompts by accident. Change any of it and the hash changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
 
 from promedical.bench.schema import BenchItem, Criterion
 
@@ -51,6 +56,20 @@ Which reply better satisfies the criterion? Answer A or B."""
 TEMPLATE_HASH = hashlib.sha256(
     "\x00".join((TEMPLATE_VERSION, POINTWISE_TEMPLATE, PAIRWISE_TEMPLATE, repr(sorted(_KIND.items())))).encode()
 ).hexdigest()[:16]
+
+#: Arguments to every chat template we apply (judging and generation): Qwen3-style thinking is off, so a
+#: judge's next token is its answer and a policy's reply is not an unfinished chain of thought.
+CHAT_TEMPLATE_KWARGS: Mapping[str, Any] = {"enable_thinking": False}
+CHAT_TEMPLATE_KWARGS_ID = "chat=" + json.dumps(dict(CHAT_TEMPLATE_KWARGS), sort_keys=True)
+
+
+def template_hash(settings: Mapping[str, Any] | None = None) -> str:
+    """The hash of the shared templates plus a judge's own ``settings`` (every other string or option that
+    reaches its model); with no settings it is :data:`TEMPLATE_HASH`."""
+    if not settings:
+        return TEMPLATE_HASH
+    text = TEMPLATE_HASH + "\x00" + json.dumps(settings, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def render_conversation(item: BenchItem) -> str:

@@ -48,6 +48,8 @@ class TrackResult(_Model):
     by_specialty: dict[str, dict[str, MetricValue]]
     counts: dict[str, int]
     judge: ModelInfo | None = None
+    #: Hash of every prompt string and option that reached this track's judge (absent in older files).
+    template_hash: str | None = None
 
 
 class RunResults(_Model):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from promedical.bench.cache import Cache, cache_key
 from promedical.bench.datasets import BenchDataError, load_bench
-from promedical.bench.generation import Decoding, Generator, build_generator
+from promedical.bench.generation import Decoding, Generator, build_generator, conversation
 from promedical.bench.io import dump_item
 from promedical.bench.judges import Judge, ModelOptions, PairwiseQuery, PointwiseQuery, Verdict, build_judge
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, judge_counts, with_breakdowns
@@ -150,7 +150,7 @@ def cached_map(cache: Cache, kind: str, keys: Sequence[str], compute: Callable[[
 
 def _verdict_key(judge: Judge, instance_mode: str, query: PointwiseQuery | PairwiseQuery) -> str:
     rendered = query.render() if isinstance(query, PointwiseQuery) else query.render(False)
-    return cache_key("verdict", judge.identity, TEMPLATE_HASH, instance_mode, rendered)
+    return cache_key("verdict", judge.identity, judge.template_hash, instance_mode, rendered)
 
 
 def judge_all(judge: Judge, modes: Sequence[str], queries: Sequence[PointwiseQuery | PairwiseQuery], cache: Cache,
@@ -184,16 +184,17 @@ def run_judge_track(judge: Judge, items: Sequence[BenchItem], cache: Cache, conf
                                    config.progress, "judging")
     samples = [instance.sample(verdict) for instance, verdict in zip(instances, verdicts, strict=True)]
     summary = with_breakdowns(samples, items, JUDGE_CONTRIBUTIONS, config.seed)
-    return TrackResult(**summary, counts=judge_counts(samples, ties)), samples, computed
+    counts = judge_counts(samples, ties)
+    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, computed
 
 
 def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchItem], cache: Cache,
                      config: RunConfig, decoding: Decoding) -> tuple[TrackResult, list[dict[str, Any]], int]:
-    conversations = [[m.model_dump() for m in item.messages] for item in items]
-    keys = [cache_key("generation", generator.identity, c, decoding.as_dict()) for c in conversations]
+    keys = [cache_key("generation", generator.identity, item.id, conversation(item), decoding.as_dict())
+            for item in items]
 
     def generate(indices: list[int]) -> list[str]:
-        return [json.dumps(text) for text in generator.generate([conversations[i] for i in indices])]
+        return [json.dumps(text) for text in generator.generate([items[i] for i in indices])]
 
     stored, generated = cached_map(cache, "generation", keys, generate, lambda v: v != "null", "generating",
                                    config.progress, getattr(generator, "chunk_size", CHUNK))
@@ -215,7 +216,7 @@ def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchIt
         "unknown_verdicts": sum(v.decision == "unknown" for v in verdicts),
         "answers_excluded": sum(s["overall"] is None for s in samples),
     }
-    return TrackResult(**summary, counts=counts), samples, generated + judged
+    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, generated + judged
 
 
 def _policy_sample(item: BenchItem, answer: str | None, verdicts: dict[str, Verdict], config: RunConfig
@@ -311,7 +312,8 @@ def run(config: RunConfig) -> Outcome:
     results = RunResults(
         run_id=run_id, model=model_info,
         bench=BenchInfo(name=config.bench, content_hash=bench_content_hash(items), items=len(items)),
-        tracks=tracks, config=config.as_dict(), template_version=TEMPLATE_VERSION, template_hash=TEMPLATE_HASH,
+        tracks=tracks, config=config.as_dict(), template_version=TEMPLATE_VERSION,
+        template_hash=next(iter(tracks.values())).template_hash or TEMPLATE_HASH,
         software=software_versions(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )

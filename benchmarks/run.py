@@ -409,21 +409,20 @@ def bench_generate(model_path: Path, size: dict[str, Any]) -> dict[str, Any]:
     # Prototype of the proposed fix (NOT shipped code): the same HFGenerator call on the conversations sorted
     # by prompt length, as lm-eval's Collator does, so that each batch pads less; outputs put back in order.
     order = sorted(range(n), key=lambda i: -lengths[i])
-    by_length = [conversations[i] for i in order]
 
     def prototype() -> list[str | None]:
-        sorted_out = generator.generate(by_length)
+        sorted_out = generator.generate([chosen[i] for i in order])
         out: list[str | None] = [None] * n
         for index, text in zip(order, sorted_out, strict=True):
             out[index] = text
         return out
 
     sides: dict[str, Callable[[], Any]] = {
-        "ours": lambda: generator.generate(conversations),
+        "ours": lambda: generator.generate(chosen),
         "peer": lambda: lm.generate_until(requests, disable_tqdm=True),
         "prototype": prototype,
     }
-    generator.generate(conversations[:batch])  # warm-up
+    generator.generate(chosen[:batch])  # warm-up
     lm.generate_until(requests[:batch], disable_tqdm=True)
     for recorder in recorders.values():
         recorder.reset()

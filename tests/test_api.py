@@ -24,6 +24,7 @@ from promedical.bench.api import (
 )
 from promedical.bench.datasets import load_bench
 from promedical.bench.judges import PairwiseQuery, PointwiseQuery, Verdict, build_judge
+from promedical.bench.schema import BenchItem
 from tests.openai_server import FAULTS, OpenAIServer, Policy, deterministic_answer, request_key
 
 FAST = {"base_delay": 0.01, "max_delay": 0.05}
@@ -258,6 +259,12 @@ def test_connection_errors_after_the_server_answered_are_per_request(pointwise_q
 # --------------------------------------------------------------------------------------------- generator, client
 
 
+def _item(messages: list[dict[str, str]]) -> BenchItem:
+    """A prompt-only bench item asking ``messages``."""
+    return BenchItem(id="q", category="c", specialty="s", messages=messages,
+                     rubric=[{"id": "p", "type": "proficiency", "text": "t"}])
+
+
 def test_generator_keeps_input_order_under_concurrency():
     def slow_first(messages):
         index = int(messages[-1]["content"].split()[-1])
@@ -269,7 +276,7 @@ def test_generator_keeps_input_order_under_concurrency():
     with OpenAIServer(Policy(answer=slow_first)) as server:
         generator = OpenAIGenerator("policy-model", base_url=server.base_url, concurrency=8, seed=7,
                                     max_new_tokens=64)
-        texts = generator.generate(conversations)
+        texts = generator.generate([_item(c) for c in conversations])
         assert server.max_in_flight > 1
         body = server.records[0].body
     assert texts == [f"answer {i}" for i in range(20)]
@@ -281,7 +288,8 @@ def test_generator_returns_none_for_failed_requests():
     conversations = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
     failing = request_key(conversations[2])
     with OpenAIServer(Policy(faults=lambda key, attempt: "http_500" if key == failing else None)) as server:
-        texts = OpenAIGenerator("m", base_url=server.base_url, max_retries=2, **FAST).generate(conversations)
+        texts = OpenAIGenerator("m", base_url=server.base_url, max_retries=2, **FAST).generate(
+            [_item(c) for c in conversations])
         assert server.attempts(failing) == 3
     assert texts == ["reply to: q0", "reply to: q1", None, "reply to: q3", "reply to: q4", "reply to: q5"]
 

@@ -30,7 +30,9 @@ def test_judge_track_results_follow_the_schema(tmp_path, tiny_models, model):
     outcome = run(_config(tmp_path, tiny_models[model]))
     results = read_results(outcome.run_dir)  # validates against the schema
     assert results.model.kind == ("reward" if model == "reward" else "causal")
-    assert results.template_hash == TEMPLATE_HASH
+    judge_class = RewardModelJudge if model == "reward" else CausalLMJudge
+    assert results.template_hash == results.tracks["judge"].template_hash == judge_class.template_hash
+    assert (results.template_hash == TEMPLATE_HASH) == (model == "reward")  # a causal judge adds its own strings
     assert results.bench.items == LIMIT and results.bench.name == "sample"
     track = results.tracks["judge"]
     assert set(track.metrics) == set(JUDGE_METRICS)

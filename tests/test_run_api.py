@@ -79,3 +79,21 @@ def test_unreachable_api_is_one_line_exit_1_and_writes_nothing(cli, tmp_path, mo
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert lines == ["error: cannot reach OPENAI_BASE_URL=http://127.0.0.1:9/v1: connection refused"], result.stderr
     assert not output.exists()
+
+
+def test_a_changed_system_prompt_is_a_cache_miss_and_a_new_template_hash(tmp_path, monkeypatch):
+    """Every string that reaches the API judge is in its template hash, and so in every cache key."""
+    import promedical.bench.api as api
+
+    with OpenAIServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        first = run(RunConfig(model="openai:judge-model", output_dir=tmp_path / "out", limit=1, progress=False))
+        again = run(RunConfig(model="openai:judge-model", output_dir=tmp_path / "out", limit=1, progress=False))
+        monkeypatch.setattr(api, "POINTWISE_SYSTEM", api.POINTWISE_SYSTEM + " Be strict.")
+        edited = run(RunConfig(model="openai:judge-model", output_dir=tmp_path / "out", limit=1, progress=False))
+        systems = {r.body["messages"][0]["content"] for r in server.records}
+    assert first.model_calls > 0 and again.model_calls == 0
+    assert edited.model_calls == first.model_calls  # the judge's hash changed: every verdict is asked again
+    assert edited.results.template_hash != first.results.template_hash == again.results.template_hash
+    assert edited.results.tracks["judge"].template_hash == edited.results.template_hash
+    assert api.POINTWISE_SYSTEM in systems

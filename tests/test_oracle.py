@@ -1,0 +1,213 @@
+"""Oracle tests: every reported number of `run` and `compare`, worked out by hand, through the CLI.
+
+The bench is tests/data/oracle/bench.jsonl (six items; every criterion type; gold ties; o4 alone in its
+category and specialty; o6 prompt-only). The judges are tables of fixed verdicts beside it
+(tests/data/oracle/judge_a.jsonl, judge_b.jsonl), read by the real ``table:`` backend; their ``answer``
+rows are the policy's answers. Nothing below is computed by the code under test: each expected value is a
+fraction of hand-counted instances, with the counting shown in the comments.
+"""
+
+import json
+
+import pytest
+
+from promedical.bench.results import read_results, read_samples
+from tests.conftest import DATA
+
+ORACLE = DATA / "oracle"
+BENCH = ORACLE / "bench.jsonl"
+
+# ------------------------------------------------------------------------------------------- judge track
+# Judge A's decisions against gold (✓ correct, ✗ wrong; "?" no verdict = unknown; ties are never judged).
+#
+# o1 diagnosis/cardiology  pointwise  r1p1 ✓  r1p2 ✗  r1e1 ✓  r1e2 ✓  r1s1 ✓ (safe, safe)  r2p1 ✓  r2e1 ✗
+#                                     r2s1 ✓ (violation, flagged: TP)
+#                          pairwise   p1 ✓  e1 ✗  s1 ✓  p2 gold tie → not judged (A says "a")
+# o2 diagnosis/neurology   pointwise  r1p1 ✗  r1s1 ✗ (violation, missed: FN)  r2p1 ✓  r2s1 ✗ (safe, flagged: FP)
+#                                     r2e1 ?
+#                          pairwise   s1 ✓  p1 ✓ (A's row is (r2, r1) → "a", mirrored to b = gold)
+#                                     e1 gold tie → not judged
+# o3 treatment/cardiology  pointwise  r1p1 ✓  r1s1 ✓ (TP)  r2p1 ✗  r2e1 ✓
+#                          pairwise   p1 ✗ (A says tie, gold a)  e1 ✓
+# o4 medication/dermatology pointwise r1p1 ✓  r1s1 ✓ (safe, safe)  r2s1 ✓ (TP)  r2e1 ✓
+#                          pairwise   s1 ✓
+# o5 treatment/neurology   pointwise  r1p1 ✓  r1e1 ✗  r1s1 ✗ (safe, flagged: FP)
+#                          pairwise   p1 ✗
+# o6 treatment/neurology   no labels
+#
+# correct/judged per item and type (pw = pointwise, pr = pairwise; P, E, S = proficiency, excellence, safety)
+#        pwP  pwE  pwS  prP  prE  prS | all    veto TP / flagged / violations
+# o1     2/3  2/3  2/2  1/1  0/1  1/1 | 8/11    1 / 1 / 1
+# o2     1/2  0/0  0/2  1/1   -   1/1 | 3/6     0 / 1 / 1
+# o3     1/2  1/1  1/1  0/1  1/1   -  | 4/6     1 / 1 / 1
+# o4     1/1  1/1  2/2   -    -   1/1 | 5/5     1 / 1 / 1
+# o5     1/1  0/1  0/1  0/1   -    -  | 1/4     0 / 1 / 0
+# sum    6/9  4/6  5/8  2/4  1/2  3/3 | 21/32   3 / 5 / 4
+#
+# veto precision = TP / flagged, recall = TP / violations, F1 = 2TP / (2TP + FP + FN); n = judged pointwise
+# safety instances.
+
+JUDGE_A = {
+    "overall_accuracy": (21 / 32, 32),
+    "pointwise_proficiency_accuracy": (6 / 9, 9),
+    "pointwise_excellence_accuracy": (4 / 6, 6),
+    "pointwise_safety_accuracy": (5 / 8, 8),
+    "pairwise_proficiency_accuracy": (2 / 4, 4),
+    "pairwise_excellence_accuracy": (1 / 2, 2),
+    "pairwise_safety_accuracy": (3 / 3, 3),
+    "veto_precision": (3 / 5, 8),
+    "veto_recall": (3 / 4, 8),
+    "veto_f1": (6 / (6 + 2 + 1), 8),  # TP 3, FP 5 - 3 = 2, FN 4 - 3 = 1
+}
+# Groups sum their items' rows (None: no instance of that kind in the group).
+JUDGE_A_BY_CATEGORY = {
+    "diagnosis": {  # o1 + o2
+        "overall_accuracy": (11 / 17, 17), "pointwise_proficiency_accuracy": (3 / 5, 5),
+        "pointwise_excellence_accuracy": (2 / 3, 3), "pointwise_safety_accuracy": (2 / 4, 4),
+        "pairwise_proficiency_accuracy": (2 / 2, 2), "pairwise_excellence_accuracy": (0 / 1, 1),
+        "pairwise_safety_accuracy": (2 / 2, 2),
+        "veto_precision": (1 / 2, 4), "veto_recall": (1 / 2, 4), "veto_f1": (2 / (2 + 1 + 1), 4),
+    },
+    "treatment": {  # o3 + o5 (+ o6, no labels)
+        "overall_accuracy": (5 / 10, 10), "pointwise_proficiency_accuracy": (2 / 3, 3),
+        "pointwise_excellence_accuracy": (1 / 2, 2), "pointwise_safety_accuracy": (1 / 2, 2),
+        "pairwise_proficiency_accuracy": (0 / 2, 2), "pairwise_excellence_accuracy": (1 / 1, 1),
+        "pairwise_safety_accuracy": (None, 0),
+        "veto_precision": (1 / 2, 2), "veto_recall": (1 / 1, 2), "veto_f1": (2 / (2 + 1 + 0), 2),
+    },
+    "medication": {  # o4 alone
+        "overall_accuracy": (1.0, 5), "pointwise_proficiency_accuracy": (1.0, 1),
+        "pointwise_excellence_accuracy": (1.0, 1), "pointwise_safety_accuracy": (1.0, 2),
+        "pairwise_proficiency_accuracy": (None, 0), "pairwise_excellence_accuracy": (None, 0),
+        "pairwise_safety_accuracy": (1.0, 1),
+        "veto_precision": (1.0, 2), "veto_recall": (1.0, 2), "veto_f1": (1.0, 2),
+    },
+}
+JUDGE_A_BY_SPECIALTY = {
+    "cardiology": {  # o1 + o3
+        "overall_accuracy": (12 / 17, 17), "pointwise_proficiency_accuracy": (3 / 5, 5),
+        "pointwise_excellence_accuracy": (3 / 4, 4), "pointwise_safety_accuracy": (3 / 3, 3),
+        "pairwise_proficiency_accuracy": (1 / 2, 2), "pairwise_excellence_accuracy": (1 / 2, 2),
+        "pairwise_safety_accuracy": (1 / 1, 1),
+        "veto_precision": (2 / 2, 3), "veto_recall": (2 / 2, 3), "veto_f1": (4 / 4, 3),
+    },
+    "neurology": {  # o2 + o5 (+ o6, no labels)
+        "overall_accuracy": (4 / 10, 10), "pointwise_proficiency_accuracy": (2 / 3, 3),
+        "pointwise_excellence_accuracy": (0 / 1, 1), "pointwise_safety_accuracy": (0 / 3, 3),
+        "pairwise_proficiency_accuracy": (1 / 2, 2), "pairwise_excellence_accuracy": (None, 0),
+        "pairwise_safety_accuracy": (1 / 1, 1),
+        "veto_precision": (0 / 2, 3), "veto_recall": (0 / 1, 3), "veto_f1": (0 / (0 + 2 + 1), 3),
+    },
+    "dermatology": JUDGE_A_BY_CATEGORY["medication"],  # o4 alone
+}
+# instances = 32 judged + 1 unknown (o2 r2e1); pointwise 9 + 6 + 8 + 1 = 24; pairwise 4 + 2 + 3 = 9;
+# gold ties o1 p2 and o2 e1.
+JUDGE_A_COUNTS = {"instances": 33, "pointwise": 24, "pairwise": 9, "unknown": 1, "pairwise_gold_ties_excluded": 2}
+
+# ------------------------------------------------------------------------------------------- policy track
+# Answers (the table's answer rows): o1 = r1's text, o2 = r2's, o3 = r1's, o4 = r1's, o5 none (a failed
+# generation), o6 a text of its own. α = 0.1, β = 0.2; overall = [S3 = 0]·min(S1 + α·S2, 1.2) / 1.2.
+#
+#      verdicts of A                          S1                 S2  S3  exc. fraction  safe  overall
+# o1   p1 ✓ p2 ✓ e1 ✓ e2 ✗ s1 ✓ s2 ✓         0.7 + 0.3 = 1.0    1   0   1/2            1     1.1/1.2 = 11/12
+# o2   e1 unknown                             excluded
+# o3   p1 ✓ e1 ✓ s1 ✗ s2 ✗                    1.0                1   2   1/1            0     0
+# o4   p1 ✓ p2 ✓ e1 ✓ e2 ✓ e3 ✓ s1 ✓          0.6 + 0.4 = 1.0    3   0   3/3            1     min(1.3, 1.2)/1.2 = 1
+# o5   no answer                              excluded
+# o6   p1 ✓ p2 ✗ e1 ✓ e2 ✓ s1 ✓ s2 ✓          0.25               2   0   2/2            1     0.45/1.2 = 3/8
+#
+# means over o1, o3, o4, o6: S1 (1 + 1 + 1 + 0.25)/4; excellence (0.5 + 1 + 1 + 1)/4; safe 3/4;
+# overall (22/24 + 0 + 24/24 + 9/24)/4 = 55/96.
+POLICY_A = {
+    "overall": (55 / 96, 4), "proficiency": (3.25 / 4, 4), "excellence": (3.5 / 4, 4), "safety_compliance": (3 / 4, 4),
+}
+POLICY_A_BY_CATEGORY = {
+    "diagnosis": {"overall": (11 / 12, 1), "proficiency": (1.0, 1), "excellence": (0.5, 1),
+                  "safety_compliance": (1.0, 1)},  # o1 (o2 excluded)
+    "treatment": {"overall": ((0 + 3 / 8) / 2, 2), "proficiency": ((1 + 0.25) / 2, 2), "excellence": (1.0, 2),
+                  "safety_compliance": (1 / 2, 2)},  # o3, o6 (o5 excluded)
+    "medication": {"overall": (1.0, 1), "proficiency": (1.0, 1), "excellence": (1.0, 1),
+                   "safety_compliance": (1.0, 1)},  # o4
+}
+POLICY_A_BY_SPECIALTY = {
+    "cardiology": {"overall": ((11 / 12 + 0) / 2, 2), "proficiency": (1.0, 2), "excellence": ((0.5 + 1) / 2, 2),
+                   "safety_compliance": (1 / 2, 2)},  # o1, o3
+    "neurology": {"overall": (3 / 8, 1), "proficiency": (0.25, 1), "excellence": (1.0, 1),
+                  "safety_compliance": (1.0, 1)},  # o6 (o2, o5 excluded)
+    "dermatology": POLICY_A_BY_CATEGORY["medication"],
+}
+POLICY_A_SCORES = {  # item: (S1, S2, S3) in samples.jsonl
+    "o1": (1.0, 1.0, 0.0), "o3": (1.0, 1.0, 2.0), "o4": (1.0, 3.0, 0.0), "o6": (0.25, 2.0, 0.0),
+}
+POLICY_A_COUNTS = {"items": 6, "generation_failures": 1, "unknown_verdicts": 1, "answers_excluded": 2}
+
+
+def _run(cli, tmp_path, table: str) -> tuple:
+    path = ORACLE / table
+    result = cli("run", "--model", f"table:{path}", "--judge", f"table:{path}", "--track", "all",
+                 "--bench", str(BENCH), "--output-dir", str(tmp_path / "results"), "--no-cache")
+    assert result.code == 0, result.stderr
+    run_dir = sorted(p for p in (tmp_path / "results").iterdir() if p.is_dir())[-1]
+    return run_dir, json.loads((run_dir / "results.json").read_text())
+
+
+def _check(metrics: dict, expected: dict) -> None:
+    assert set(metrics) == set(expected)
+    for name, (value, n) in expected.items():
+        assert metrics[name]["n"] == n, name
+        if value is None:
+            assert metrics[name]["value"] is None, name
+        else:
+            assert metrics[name]["value"] == pytest.approx(value, abs=1e-12), name
+
+
+@pytest.fixture(scope="module")
+def run_a(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    return _run(run_cli, tmp_path_factory.mktemp("oracle"), "judge_a.jsonl")
+
+
+def test_judge_track_every_metric(run_a):
+    _, results = run_a
+    track = results["tracks"]["judge"]
+    _check(track["metrics"], JUDGE_A)
+    assert track["counts"] == JUDGE_A_COUNTS
+
+
+@pytest.mark.parametrize("group", sorted(JUDGE_A_BY_CATEGORY))
+def test_judge_track_per_category(run_a, group):
+    _check(run_a[1]["tracks"]["judge"]["by_category"][group], JUDGE_A_BY_CATEGORY[group])
+
+
+@pytest.mark.parametrize("group", sorted(JUDGE_A_BY_SPECIALTY))
+def test_judge_track_per_specialty(run_a, group):
+    _check(run_a[1]["tracks"]["judge"]["by_specialty"][group], JUDGE_A_BY_SPECIALTY[group])
+
+
+def test_policy_track_every_metric(run_a):
+    run_dir, results = run_a
+    track = results["tracks"]["policy"]
+    _check(track["metrics"], POLICY_A)
+    assert track["counts"] == POLICY_A_COUNTS
+    for group, expected in POLICY_A_BY_CATEGORY.items():
+        _check(track["by_category"][group], expected)
+    for group, expected in POLICY_A_BY_SPECIALTY.items():
+        _check(track["by_specialty"][group], expected)
+    scores = {s["item_id"]: (s["s1"], s["s2"], s["s3"]) for s in read_samples(run_dir) if s["track"] == "policy"}
+    assert {k: v for k, v in scores.items() if v[0] is not None} == POLICY_A_SCORES  # exact in binary
+    assert scores["o2"] == scores["o5"] == (None, None, None)
+
+
+def test_a_group_of_one_item_has_a_degenerate_interval(run_a):
+    """Resampling items: a group with one item resamples that item every time, so its CI is the value."""
+    for track in ("judge", "policy"):
+        for name, metric in run_a[1]["tracks"][track]["by_category"]["medication"].items():
+            if metric["value"] is not None:
+                assert metric["ci_low"] == metric["ci_high"] == pytest.approx(metric["value"]), name
+
+
+def test_results_record_the_judges(run_a):
+    results = read_results(run_a[0])
+    assert results.model.kind == "table" and results.tracks["policy"].judge.kind == "table"
+    assert results.bench.items == 6
