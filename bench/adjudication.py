@@ -16,7 +16,7 @@ The workflow (``docs/adjudication.md`` walks through it with the commands):
 4. Importing the adjudicator's packet with that key resolves every unit into final labels in bench format;
    :func:`merge_labels` writes them into a bench file.
 
-Design choices (the issue is silent on them): a unit is *agreed* when all its ratings agree and there are at
+Design choices: a unit is *agreed* when all its ratings agree and there are at
 least ``min_ratings`` (default 2) of them; anything else goes to the adjudicator. Cell text is compared after
 normalising line endings and trimming surrounding whitespace (spreadsheet programs change both). The design
 (assignment, row order, sides) is reproducible from the seed; the study id and HMAC secret are fresh random

@@ -1,4 +1,4 @@
-"""Track metrics from per-instance samples (DESIGN.md §2), each with a seeded, item-clustered bootstrap CI.
+"""Judge- and policy-track metrics from per-instance samples, each with a seeded, item-clustered bootstrap CI.
 
 Judge track — an instance is one labelled pointwise (response, criterion) decision or one labelled
 pairwise decision. Pairs whose gold label is a tie are not judged (no judge is asked to predict ties) and

@@ -3,7 +3,7 @@
 Streamlit-free, so it is tested and benchmarked on its own; ``app.py`` wraps the loaders in ``st.cache_data``
 keyed on each file's modification time and size.
 
-What is read, and nothing else (DESIGN.md §5):
+What is read, and nothing else (results files are the one interface between evaluation and display):
 
 - ``<dir>/**/<run_id>/results.json`` — every file is validated against :class:`RunResults`; a file that
   does not validate (or cannot be read) is listed with its problem, never a crash.

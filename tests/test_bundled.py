@@ -1,4 +1,4 @@
-"""Bundled data: valid, as described in its data card, and shaped as the issue requires."""
+"""Bundled data: valid, as described in its data card, and shaped as the README and data cards describe."""
 
 import itertools
 import re
