@@ -47,7 +47,7 @@ def validate(source: str, data_format: str, split: str | None) -> None:
     """Check that PATH is valid bench data.
 
     PATH is a .jsonl/.json/.parquet file, a folder of them, a Hugging Face dataset id, 'sample' (the
-    bundled sample bench) or 'calibration' (the bundled calibration set). Prints a one-line summary and
+    bundled sample bench), 'calibration' (the bundled calibration set) or 'test' (the locked test set). Prints a one-line summary and
     exits 0 when every record is valid; otherwise prints `PATH:LINE: FIELD: problem` for the first bad
     record (and how many more were bad) and exits 2.
     """

@@ -25,7 +25,11 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 MAX_RECORD_BYTES = 1 << 20
 #: ``--bench sample`` (or PATH ``sample``) names the bundled hand-written sample bench; ``calibration`` a
 #: smaller hand-written set in the same style, disjoint from it, for picking reward-model thresholds.
-BUNDLED = {"sample": "promedical_bench_sample.jsonl", "calibration": "promedical_bench_calibration.jsonl"}
+BUNDLED = {
+    "sample": "promedical_bench_sample.jsonl",
+    "calibration": "promedical_bench_calibration.jsonl",
+    "test": "promedical_bench_test.jsonl",
+}
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

@@ -21,13 +21,15 @@ def sample(request):
 
 
 def test_there_is_bundled_data():
-    assert [p.name for p in BUNDLED] == ["promedical_bench_calibration.jsonl", "promedical_bench_sample.jsonl"]
+    assert [p.name for p in BUNDLED] == ["promedical_bench_calibration.jsonl", "promedical_bench_sample.jsonl",
+                                          "promedical_bench_test.jsonl"]
 
 
-def test_calibration_set_is_disjoint_from_the_sample():
-    sample, calibration = load_bench("sample"), load_bench("calibration")
-    assert not {i.id for i in sample} & {i.id for i in calibration}
-    assert not {i.messages[-1].content for i in sample} & {i.messages[-1].content for i in calibration}
+@pytest.mark.parametrize("first, second", [("sample", "calibration"), ("sample", "test"), ("calibration", "test")])
+def test_bundled_sets_are_disjoint(first, second):
+    one, other = load_bench(first), load_bench(second)
+    assert not {i.id for i in one} & {i.id for i in other}
+    assert not {i.messages[-1].content for i in one} & {i.messages[-1].content for i in other}
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
