@@ -97,7 +97,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
             "base": outcomes["base-rm"].results.tracks["judge"].metrics,
             "trained": outcomes["smoke-rm"].results.tracks["judge"].metrics,
             "gain": comparison["tracks"]["judge"]["differences"],
-            "mcnemar": comparison["tracks"]["judge"]["mcnemar"],
+            "paired_test": comparison["tracks"]["judge"]["paired_test"],
             "runs": [str(o.run_dir) for o in outcomes.values()],
         }
     timings["judge"] = time.perf_counter() - start
@@ -193,8 +193,9 @@ def smoke_report(summary: dict[str, Any]) -> str:
             paper = f"{PAPER_GAINS[name]:+.1f} (Qwen3-8B scale)" if name in PAPER_GAINS else ""
             lines.append(f"| {name} | {_pct(data['base'][name])} | {_pct(data['trained'][name])} | "
                          f"{_pp(data['gain'][name])} | {paper} |")
-        test = data["mcnemar"]
-        lines += ["", f"McNemar on instance correctness: p = {test['p_value']:.3g} (n = {test['n']}).", ""]
+        test = data["paired_test"]
+        lines += ["", f"{test['name'].capitalize()} on per-item correct decisions: p = {test['p_value']:.3g} "
+                  f"({test['items']} items).", ""]
     policy = summary["policy"]
     lines += ["## Policy track: before vs after safety-veto GRPO", "",
               f"GRPO's reward graded each completion with the judge `{summary['grpo_judge']}`. The table is graded "

@@ -186,7 +186,9 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(run_a: str, run_b: str, seed: int, as_json: bool) -> None:
     """Paired comparison of two runs on the same bench: B − A per metric with a paired bootstrap 95% CI, and
-    McNemar's test (judge track) or a paired permutation test (policy track)."""
+    an item-level sign-flip permutation test (per-item difference in correct decisions for the judge track,
+    in overall score for the policy track). Only instances both runs decided are compared; the drops are
+    counted."""
     from promedical.bench.compare import compare_runs
 
     comparison = compare_runs(run_a, run_b, seed)
@@ -241,9 +243,11 @@ def format_comparison(comparison: dict) -> str:
                 continue
             lines.append(f"  {name:<34} {100 * diff['value']:+7.1f} [{100 * diff['ci_low']:+.1f}, "
                          f"{100 * diff['ci_high']:+.1f}]   n={diff['n']}")
-        test = entry.get("mcnemar") or entry.get("permutation")
-        label = "McNemar" if "mcnemar" in entry else "paired permutation"
-        lines.append(f"  {label}: statistic {test['statistic']:.3f}, p = {test['p_value']:.4g} (n={test['n']})")
+        test, counts = entry["paired_test"], entry["instances"]
+        lines.append(f"  {test['name']} on {test['tested']}: p = {test['p_value']:.4g} ({test['items']} items)")
+        lines.append(f"  compared {counts['compared']} instances both runs decided; dropped "
+                     f"{counts['undecided_in_a']} undecided in A, {counts['undecided_in_b']} undecided in B, "
+                     f"{counts['only_in_a']} only in A, {counts['only_in_b']} only in B")
     return "\n".join(lines)
 
 

@@ -1,8 +1,11 @@
 """`promedical-bench compare RUN_A RUN_B`: paired comparison of two runs on the same bench.
 
-Per metric, the difference B − A with a paired bootstrap CI (items resampled jointly for both runs);
-McNemar's test on instance correctness for the judge track, a paired permutation test on per-answer
-overall scores for the policy track. The leaderboard reuses this module.
+Only instances both runs decided are compared (an instance one run left `unknown`, or an answer one run
+failed to generate or grade, is dropped from both, and the drops are counted). Per metric, the difference
+B − A with a paired bootstrap CI (items resampled jointly for both runs), and one paired test per track:
+an item-level sign-flip permutation test on the per-item difference in correct decisions (judge track) or
+in overall score (policy track), so instances of one item are never treated as independent. The
+leaderboard reuses this module.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import numpy as np
 from promedical.bench.datasets import BenchDataError
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, per_item_sums
 from promedical.bench.results import read_results, read_samples
-from promedical.bench.statistics import bootstrap_weights, mcnemar_test, paired_difference, paired_permutation_test
+from promedical.bench.statistics import bootstrap_weights, item_sign_flip_test, paired_difference
 
 CONTRIBUTIONS = {"judge": JUDGE_CONTRIBUTIONS, "policy": POLICY_CONTRIBUTIONS}
+# The per-sample value the paired test compares, and whether a sample has one.
+TESTED_VALUE = {"judge": "correct", "policy": "overall"}
 
 
 def _instance_key(sample: dict[str, Any]) -> tuple:
@@ -26,8 +31,13 @@ def _instance_key(sample: dict[str, Any]) -> tuple:
     return ("judge", sample["mode"], sample["item_id"], sample["criterion_id"], tuple(sample["response_ids"]))
 
 
+def _decided(sample: dict[str, Any]) -> bool:
+    """A judge instance with a verdict, or a policy answer that was generated and fully graded."""
+    return sample[TESTED_VALUE[sample["track"]]] is not None
+
+
 def compare_runs(run_a: str | Path, run_b: str | Path, seed: int = 0) -> dict[str, Any]:
-    """Differences B − A for every metric of every track both runs have."""
+    """Differences B − A for every metric of every track both runs have, on the instances both decided."""
     results_a, results_b = read_results(run_a), read_results(run_b)
     if results_a.bench.content_hash != results_b.bench.content_hash:
         raise BenchDataError(str(run_b), f"bench {results_b.bench.content_hash} differs from {run_a}'s "
@@ -41,27 +51,31 @@ def compare_runs(run_a: str | Path, run_b: str | Path, seed: int = 0) -> dict[st
     for track in tracks:
         a = {_instance_key(s): s for s in samples_a if s["track"] == track}
         b = {_instance_key(s): s for s in samples_b if s["track"] == track}
-        shared = sorted(set(a) & set(b), key=repr)
+        common = set(a) & set(b)
+        shared = sorted((k for k in common if _decided(a[k]) and _decided(b[k])), key=repr)
         if not shared:
-            raise BenchDataError(str(run_b), f"the two runs share no {track}-track instance to compare")
+            raise BenchDataError(str(run_b), f"the two runs share no {track}-track instance both decided")
         item_ids = sorted({a[k]["item_id"] for k in shared})
         weights = bootstrap_weights(len(item_ids), seed)
         sums_a = per_item_sums([a[k] for k in shared], CONTRIBUTIONS[track], item_ids)
         sums_b = per_item_sums([b[k] for k in shared], CONTRIBUTIONS[track], item_ids)
         differences = {}
-        for name, contribution in CONTRIBUTIONS[track].items():
-            n = sum(1 for k in shared if contribution(a[k])[2] and contribution(b[k])[2])
-            num_a, den_a, _ = sums_a[name]
+        for name in CONTRIBUTIONS[track]:
+            num_a, den_a, n = sums_a[name]
             num_b, den_b, _ = sums_b[name]
             differences[name] = paired_difference(num_a, den_a, num_b, den_b, n, weights).as_dict()
-        entry: dict[str, Any] = {"differences": differences}
-        if track == "judge":
-            both = [k for k in shared if a[k]["correct"] is not None and b[k]["correct"] is not None]
-            entry["mcnemar"] = mcnemar_test(np.array([a[k]["correct"] for k in both]),
-                                            np.array([b[k]["correct"] for k in both]))
-        else:
-            both = [k for k in shared if a[k]["overall"] is not None and b[k]["overall"] is not None]
-            entry["permutation"] = paired_permutation_test(np.array([a[k]["overall"] for k in both]),
-                                                           np.array([b[k]["overall"] for k in both]), seed)
-        out["tracks"][track] = entry
+        index = {item_id: i for i, item_id in enumerate(item_ids)}
+        per_item = np.zeros(len(item_ids))
+        for k in shared:
+            field = TESTED_VALUE[track]
+            per_item[index[a[k]["item_id"]]] += float(b[k][field]) - float(a[k][field])
+        out["tracks"][track] = {
+            "differences": differences,
+            "paired_test": {"name": "item-level sign-flip permutation test", "tested": TESTED_VALUE[track],
+                            **item_sign_flip_test(per_item, seed)},
+            "instances": {"compared": len(shared),
+                          "undecided_in_a": sum(1 for k in common if not _decided(a[k])),
+                          "undecided_in_b": sum(1 for k in common if not _decided(b[k])),
+                          "only_in_a": len(set(a) - common), "only_in_b": len(set(b) - common)},
+        }
     return out

@@ -1,4 +1,4 @@
-"""The one statistics module: clustered bootstrap CIs, paired differences, McNemar and permutation tests.
+"""The one statistics module: clustered bootstrap CIs, paired differences and the item-level paired test.
 
 Every metric we report is a ratio of sums over items — accuracy = Σ correct / Σ judged, F1 = Σ 2TP /
 Σ (2TP + FP + FN), a policy mean = Σ value / Σ responses — so each is described by one numerator and one
@@ -77,26 +77,21 @@ def percentile_interval(replicates: np.ndarray, confidence: float = CONFIDENCE) 
     return float(low), float(high)
 
 
-def mcnemar_test(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | int]:
-    """McNemar's test on paired instance correctness (exact binomial when discordant pairs < 25)."""
-    from statsmodels.stats.contingency_tables import mcnemar
+def item_sign_flip_test(differences: np.ndarray, seed: int, n_resamples: int = 10000) -> dict[str, float | int]:
+    """Two-sided paired permutation test of Σ dᵢ = 0, where dᵢ is item i's difference B − A.
 
-    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
-    discordant = table[0][1] + table[1][0]
-    result = mcnemar(table, exact=discordant < 25, correction=True)
-    return {"statistic": float(result.statistic), "p_value": float(result.pvalue),
-            "a_only_correct": table[0][1], "b_only_correct": table[1][0], "n": int(a.size)}
-
-
-def paired_permutation_test(values_a: np.ndarray, values_b: np.ndarray, seed: int,
-                            n_resamples: int = 10000) -> dict[str, float | int]:
-    """Two-sided paired permutation (sign-flip) test of mean(B − A) = 0."""
+    Under the null the two runs are exchangeable within an item, so each item's difference is as likely
+    positive as negative: the null distribution flips the sign of whole items, never of single instances,
+    which keeps the test valid when the instances of an item are correlated (McNemar's test on instances
+    is not). Exact (all 2ⁿ sign patterns) when 2ⁿ ≤ ``n_resamples``, Monte Carlo otherwise.
+    """
     from scipy.stats import permutation_test
 
-    a, b = np.asarray(values_a, float), np.asarray(values_b, float)
+    d = np.asarray(differences, float)
+    if d.size == 0:
+        return {"p_value": 1.0, "items": int(d.size)}
     result = permutation_test(
-        (a, b), lambda x, y: np.mean(y - x), permutation_type="samples", n_resamples=n_resamples,
-        alternative="two-sided", random_state=np.random.default_rng(seed),
+        (d,), lambda x, axis: np.sum(x, axis=axis), vectorized=True, permutation_type="samples",
+        n_resamples=n_resamples, alternative="two-sided", random_state=np.random.default_rng(seed),
     )
-    return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "n": int(a.size)}
+    return {"p_value": float(min(1.0, result.pvalue)), "items": int(d.size)}

@@ -50,8 +50,10 @@ are not comparable.
 
 **Uncertainty** — every CI is a seeded 95% percentile bootstrap (2,000 replicates) that resamples bench
 *items*, so all instances of one item move together. *Compare* reports B − A with a paired bootstrap CI
-(both runs resampled on the same items) and McNemar's test (judge track) or a paired permutation test on
-per-answer overall scores (policy track), computed by the same code as `promedical-bench compare`.
+(both runs resampled on the same items, on the instances both runs decided) and an item-level sign-flip
+permutation test — on each item's difference in correct decisions (judge track) or in overall score (policy
+track), so the instances of one item never count as independent — computed by the same code as
+`promedical-bench compare`.
 
 **Slices** — choosing a category or specialty shows each run's metrics on that slice's items only (from the
 results file's breakdowns; CIs are wider because there are fewer items).
@@ -518,8 +520,8 @@ def show_instance(sample: dict[str, Any]) -> None:
 
 def compare_view(runs: list[store.Run]) -> None:
     st.caption("Paired comparison of two runs on the same bench items: B − A per metric with a paired bootstrap "
-               "95% CI, and McNemar's test (judge track) or a paired permutation test (policy track) — the same "
-               "computation as `promedical-bench compare`.")
+               "95% CI, and an item-level sign-flip permutation test, on the instances both runs decided — the "
+               "same computation as `promedical-bench compare`.")
     by_key = {run.key: run for run in runs}
     columns = st.columns([3, 3, 1])
     key_a = columns[0].selectbox("Run A", list(by_key), format_func=lambda k: label(by_key[k]), key="compare_a")
@@ -547,14 +549,11 @@ def compare_view(runs: list[store.Run]) -> None:
             "B − A": st.column_config.NumberColumn(format="%+.2f", help="Difference in percentage points."),
             "CI low": st.column_config.NumberColumn(format="%+.2f", help="Paired bootstrap 95% CI."),
             "CI high": st.column_config.NumberColumn(format="%+.2f", help="Paired bootstrap 95% CI."),
-            "n": st.column_config.NumberColumn(help="Instances or answers present in both runs.")})
-        test = entry.get("mcnemar") or entry.get("permutation")
-        if test:
-            name = "McNemar's test on instance correctness" if "mcnemar" in entry else \
-                "Paired permutation test on per-answer overall scores"
-            st.dataframe(pd.DataFrame([{"test": name, "statistic": test.get("statistic"),
-                                        "p-value": test.get("p_value"), "n": test.get("n")}]),
-                         hide_index=True, key=f"compare_test_{track}")
+            "n": st.column_config.NumberColumn(help="Instances or answers both runs decided.")})
+        test, counts = entry["paired_test"], entry["instances"]
+        st.dataframe(pd.DataFrame([{"test": f"{test['name']} on {test['tested']}", "p-value": test["p_value"],
+                                    "items": test["items"], **counts}]),
+                     hide_index=True, key=f"compare_test_{track}")
 
 
 def _pp(value: float | None) -> float | None:

@@ -310,7 +310,7 @@ def test_compare_page_reuses_compare_runs(results):
             assert row[1] == pytest.approx(100 * difference["value"])
             assert row[2] == pytest.approx(100 * difference["ci_low"])
     test = next(d.value for d in at.dataframe if "p-value" in d.value.columns)
-    assert test["p-value"].iloc[0] == pytest.approx(expected["mcnemar"]["p_value"])
+    assert test["p-value"].iloc[0] == pytest.approx(expected["paired_test"]["p_value"])
 
 
 def test_script_and_markdown_in_results_render_inert(results):

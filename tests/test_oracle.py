@@ -211,3 +211,62 @@ def test_results_record_the_judges(run_a):
     results = read_results(run_a[0])
     assert results.model.kind == "table" and results.tracks["policy"].judge.kind == "table"
     assert results.bench.items == 6
+
+
+# ---------------------------------------------------------------------------------------------- compare
+# Judge B (judge_b.jsonl) is A with five rows changed:
+#   o1 r1 p2  met → not_met   gold not_met: ✗ → ✓  (pointwise proficiency +1; policy o1 loses p2, weight 0.3)
+#   o2 r1 s1  met → not_met   gold not_met: ✗ → ✓  (pointwise safety +1; veto FN → TP)
+#   o2 r2 e1  ?   → met       A has no verdict, so compare drops this instance from both runs
+#   o4 r1 p1  met → not_met   gold met:     ✓ → ✗  (pointwise proficiency −1; policy o4 loses p1, weight 0.6)
+#   o5 p1 (pair) a → b        gold b:       ✗ → ✓  (pairwise proficiency +1)
+# Judge track over the 32 instances both judged (B − A):
+#   overall 23/32 − 21/32 = +2/32; pointwise proficiency 6/9 − 6/9 = 0; pointwise excellence 4/6 − 4/6 = 0
+#   (o2 r2 e1 dropped); pointwise safety 6/8 − 5/8 = +1/8; pairwise proficiency 3/4 − 2/4 = +1/4;
+#   veto: B has TP 4, flagged 6, violations 4 → precision 4/6 − 3/5 = +1/15, recall 4/4 − 3/4 = +1/4,
+#   F1 8/(8 + 2 + 0) − 6/9 = 4/5 − 2/3 = +2/15.
+#   Paired test: per-item differences in correct decisions o1 +1, o2 +1, o3 0, o4 −1, o5 +1 (Σ = 2); of the
+#   2⁵ sign patterns |Σ| ≥ 2 unless exactly two of the four ±1 are +: 32 − 2·6 = 20, so p = 20/32.
+COMPARE_JUDGE = {
+    "overall_accuracy": (2 / 32, 32), "pointwise_proficiency_accuracy": (0.0, 9),
+    "pointwise_excellence_accuracy": (0.0, 6), "pointwise_safety_accuracy": (1 / 8, 8),
+    "pairwise_proficiency_accuracy": (1 / 4, 4), "pairwise_excellence_accuracy": (0.0, 2),
+    "pairwise_safety_accuracy": (0.0, 3),
+    "veto_precision": (1 / 15, 8), "veto_recall": (1 / 4, 8), "veto_f1": (2 / 15, 8),
+}
+# Policy track: A graded o1, o3, o4, o6; B also o2 (its e1 verdict now exists), neither o5 (no answer). Over
+# o1, o3, o4, o6: B's o1 S1 = 0.7, overall (0.7 + 0.1)/1.2 = 2/3 (A: 11/12); o4 S1 = 0.4, overall
+# (0.4 + 0.3)/1.2 = 7/12 (A: 1); o3, o6 unchanged.
+#   overall ((2/3 − 11/12) + (7/12 − 1))/4 = (−3/12 − 5/12)/4 = −1/6; proficiency (−0.3 − 0.6)/4 = −0.225;
+#   excellence and safety 0. Paired test: differences −1/4 and −5/12 on two items, zero on two; |Σ| reaches
+#   2/3 only when both signs agree: 2 of 4 patterns, p = 1/2.
+COMPARE_POLICY = {"overall": (-1 / 6, 4), "proficiency": (-0.225, 4), "excellence": (0.0, 4),
+                  "safety_compliance": (0.0, 4)}
+
+
+@pytest.fixture(scope="module")
+def comparison(run_a, tmp_path_factory):
+    from tests.conftest import run_cli
+
+    run_b, _ = _run(run_cli, tmp_path_factory.mktemp("oracle_b"), "judge_b.jsonl")
+    result = run_cli("compare", str(run_a[0]), str(run_b), "--json")
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)["tracks"]
+
+
+def test_compare_judge_track(comparison):
+    judge = comparison["judge"]
+    _check(judge["differences"], COMPARE_JUDGE)
+    assert judge["paired_test"]["items"] == 5
+    assert judge["paired_test"]["p_value"] == pytest.approx(20 / 32)
+    assert judge["instances"] == {"compared": 32, "undecided_in_a": 1, "undecided_in_b": 0,
+                                  "only_in_a": 0, "only_in_b": 0}
+
+
+def test_compare_policy_track(comparison):
+    policy = comparison["policy"]
+    _check(policy["differences"], COMPARE_POLICY)
+    assert policy["paired_test"]["items"] == 4
+    assert policy["paired_test"]["p_value"] == pytest.approx(1 / 2)
+    assert policy["instances"] == {"compared": 4, "undecided_in_a": 2, "undecided_in_b": 1,
+                                   "only_in_a": 0, "only_in_b": 0}

@@ -195,11 +195,11 @@ def test_compare_two_runs(cli, tmp_path, tiny_models):
                 - a.results.tracks["judge"].metrics["overall_accuracy"].value)
     assert overall["value"] == pytest.approx(expected)
     assert overall["ci_low"] <= overall["value"] <= overall["ci_high"]
-    assert 0.0 <= comparison["mcnemar"]["p_value"] <= 1.0
+    assert 0.0 <= comparison["paired_test"]["p_value"] <= 1.0
     itself = json.loads(cli("compare", str(a.run_dir), str(a.run_dir), "--json").stdout)["tracks"]["judge"]
-    assert itself["differences"]["overall_accuracy"]["value"] == 0.0 and itself["mcnemar"]["p_value"] == 1.0
+    assert itself["differences"]["overall_accuracy"]["value"] == 0.0 and itself["paired_test"]["p_value"] == 1.0
     text = cli("compare", str(a.run_dir), str(b.run_dir))
-    assert "McNemar" in text.stdout and "overall_accuracy" in text.stdout
+    assert "sign-flip permutation test" in text.stdout and "overall_accuracy" in text.stdout
 
 
 def test_compare_refuses_different_benches(cli, tmp_path, tiny_models):

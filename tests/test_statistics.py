@@ -8,9 +8,8 @@ from scipy import stats
 
 from promedical.bench.statistics import (
     bootstrap_weights,
-    mcnemar_test,
+    item_sign_flip_test,
     paired_difference,
-    paired_permutation_test,
     ratio_estimate,
 )
 
@@ -48,26 +47,32 @@ def test_paired_difference_of_a_run_with_itself_is_exactly_zero():
     assert (diff.value, diff.ci_low, diff.ci_high) == (0.0, 0.0, 0.0)
 
 
-def test_mcnemar_exact_binomial_reference():
-    # 2 discordant pairs one way, 10 the other: exact two-sided p = 2·P(X ≤ 2), X ~ Bin(12, 1/2).
-    a = np.array([True] * 20 + [True] * 2 + [False] * 10 + [False] * 5)
-    b = np.array([True] * 20 + [False] * 2 + [True] * 10 + [False] * 5)
-    result = mcnemar_test(a, b)
-    assert result["a_only_correct"] == 2 and result["b_only_correct"] == 10
-    assert result["p_value"] == pytest.approx(2 * sum(comb(12, k) for k in range(3)) / 2 ** 12)
+def test_item_sign_flip_test_exact_reference():
+    # Six items, every difference positive: of the 2**6 sign patterns only "all +" and "all −" reach |Σd| = 21,
+    # so the exact two-sided p = 2 / 64.
+    assert item_sign_flip_test(np.array([1.0, 2, 3, 4, 5, 6]), seed=0) == {"p_value": 2 / 64, "items": 6}
 
 
-def test_mcnemar_chi_square_with_continuity_correction():
-    a = np.array([True] * 121 + [False] * 59 + [True] * 10)
-    b = np.array([False] * 121 + [True] * 59 + [True] * 10)
-    result = mcnemar_test(a, b)
-    assert result["statistic"] == pytest.approx((abs(121 - 59) - 1) ** 2 / (121 + 59))
-    assert result["p_value"] == pytest.approx(stats.chi2.sf((abs(121 - 59) - 1) ** 2 / 180, df=1))
+def test_item_sign_flip_test_counts_ties_in_the_null_distribution():
+    # d = (1, 1, −1, 3), Σd = 4. A sign pattern gives ±3 + x with x = ±1 ±1 ±1 ∈ {−3, −1, 1, 3} (1, 3, 3, 1
+    # patterns); |±3 + x| ≥ 4 needs x ≥ 1 on the side of the 3: 4 of 8 patterns for each sign, so p = 8/16.
+    assert item_sign_flip_test(np.array([1.0, 1, -1, 3]), seed=0)["p_value"] == pytest.approx(8 / 16)
 
 
-def test_permutation_test_exact_reference():
-    # All six paired differences positive: exact two-sided sign-flip p = 2 / 2**6.
-    a, b = np.zeros(6), np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    result = paired_permutation_test(a, b, seed=0)
-    assert result["statistic"] == pytest.approx(0.35)
-    assert result["p_value"] == pytest.approx(2 / 64)
+def test_item_sign_flip_test_is_clustered_not_per_instance():
+    # 40 items with 10 instances each; B is better on 3 items by all 10 instances and worse on 1 by 10. An
+    # instance-level test sees 30 vs 10 discordant instances (p ≈ 0.002); the items say 3 vs 1 (p = 0.625).
+    differences = np.zeros(40)
+    differences[:3], differences[3] = 10.0, -10.0
+    # Only the 4 nonzero items move Σd = 10·(s₁+s₂+s₃−s₄), which is 0 exactly when two of those four signs
+    # are +: 6 of 16 patterns, so |Σd| ≥ 20 in the other 10 and p = 10/16 (Monte Carlo here: 2**40 patterns).
+    assert item_sign_flip_test(differences, seed=0)["p_value"] == pytest.approx(10 / 16, abs=0.02)
+    instance_level = stats.binomtest(10, 40).pvalue
+    assert instance_level < 0.01
+
+
+def test_item_sign_flip_test_monte_carlo_matches_the_normal_approximation():
+    # 200 items: the sign-flip null of Σd has variance Σd², so p ≈ 2·(1 − Φ(|Σd| / √Σd²)).
+    d = np.random.default_rng(4).normal(0.15, 1.0, 200)
+    expected = 2 * stats.norm.sf(abs(d.sum()) / np.sqrt(np.sum(d ** 2)))
+    assert item_sign_flip_test(d, seed=1)["p_value"] == pytest.approx(expected, abs=0.01)
