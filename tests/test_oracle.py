@@ -207,6 +207,19 @@ def test_a_group_of_one_item_has_a_degenerate_interval(run_a):
                 assert metric["ci_low"] == metric["ci_high"] == pytest.approx(metric["value"]), name
 
 
+def test_the_bootstrap_resamples_items_not_instances(cli, tmp_path):
+    """o1 alone: judge A gets 8 of its 11 instances right (see the table above). Every bootstrap replicate of
+    a one-item bench is that item, so the CI is the point 8/11; resampling instances would widen it."""
+    table = ORACLE / "judge_a.jsonl"
+    result = cli("run", "--model", f"table:{table}", "--judge", f"table:{table}", "--track", "all", "--limit", "1",
+                 "--bench", str(BENCH), "--output-dir", str(tmp_path), "--no-cache")
+    assert result.code == 0, result.stderr
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    overall = json.loads((run_dir / "results.json").read_text())["tracks"]["judge"]["metrics"]["overall_accuracy"]
+    assert overall["value"] == pytest.approx(8 / 11)
+    assert overall["ci_low"] == overall["ci_high"] == pytest.approx(8 / 11)
+
+
 def test_results_record_the_judges(run_a):
     results = read_results(run_a[0])
     assert results.model.kind == "table" and results.tracks["policy"].judge.kind == "table"
