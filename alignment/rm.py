@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from promedical.alignment.config import RewardModelRecipe, resolve_data, resolve_model_source
+from promedical.bench.instances import labelled_instances
 from promedical.bench.io import write_text_atomic
 from promedical.bench.judges import (
     RM_CALIBRATION_FILE,
@@ -33,7 +34,6 @@ from promedical.bench.judges import (
     warn_constant_verdicts,
 )
 from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION, render_pointwise
-from promedical.bench.runner import judge_instances
 from promedical.bench.schema import CRITERION_TYPES, BenchItem, Criterion
 
 log = logging.getLogger(__name__)
@@ -71,20 +71,17 @@ def criterion_pairs(items: Sequence[BenchItem]) -> list[CriterionPair]:
     """
     pairs: list[CriterionPair] = []
     for item in items:
-        if item.labels is None:
-            continue
-        criteria = {c.id: c for c in item.rubric}
         texts = {r.id: r.text for r in item.responses}
         seen: set[tuple[str, str, str]] = set()
-        for label in item.labels.pairwise:
-            if label.preferred == "tie":
-                continue
-            winner, loser = (label.a, label.b) if label.preferred == "a" else (label.b, label.a)
-            seen.add((label.criterion, winner, loser))
-            pairs.append(CriterionPair(item, criteria[label.criterion], texts[winner], texts[loser], "pairwise"))
         met: dict[str, dict[str, bool]] = {}
-        for label in item.labels.pointwise:
-            met.setdefault(label.criterion, {})[label.response] = label.met
+        for label in labelled_instances([item]):
+            if label.mode == "pointwise":
+                met.setdefault(label.criterion.id, {})[label.response_ids[0]] = label.gold == "met"
+            elif label.gold != "tie":
+                winner, loser = label.response_ids if label.gold == "a" else label.response_ids[::-1]
+                seen.add((label.criterion.id, winner, loser))
+                pairs.append(CriterionPair(item, label.criterion, texts[winner], texts[loser], "pairwise"))
+        criteria = {c.id: c for c in item.rubric}
         for criterion_id, verdicts in met.items():
             for winner, winner_met in verdicts.items():
                 for loser, loser_met in verdicts.items():
@@ -192,8 +189,8 @@ def calibrate_thresholds(scores: Sequence[float], met: Sequence[bool], types: Se
 
 def pointwise_queries(items: Sequence[BenchItem]) -> tuple[list[PointwiseQuery], list[bool]]:
     """The labelled pointwise decisions of ``items`` (as the judge track builds them) and their gold labels."""
-    pointwise = [i for i in judge_instances(items)[0] if i.mode == "pointwise"]
-    return [i.query for i in pointwise], [i.gold == "met" for i in pointwise]
+    pointwise = [i for i in labelled_instances(items) if i.mode == "pointwise"]
+    return [PointwiseQuery(i.item, i.criterion, *i.texts) for i in pointwise], [i.gold == "met" for i in pointwise]
 
 
 def load_base_model(source: str, seed: int):

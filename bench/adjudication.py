@@ -57,6 +57,7 @@ from promedical.bench.agreement import (
     read_long,
 )
 from promedical.bench.datasets import BenchDataError, load_bench, resolve_source
+from promedical.bench.instances import labelled_instances
 from promedical.bench.io import dump_item, replace_atomically, write_jsonl_atomic, write_text_atomic
 from promedical.bench.results import RESULTS_FILE, SAMPLES_FILE, read_results, read_samples
 from promedical.bench.schema import CRITERION_TYPES, BenchItem, FieldProblem, Labels
@@ -1234,19 +1235,9 @@ def _verdicts(run_dir: Path, which: str | None) -> tuple[dict[tuple, tuple], dic
 
 
 def _gold_from_bench(items: Sequence[BenchItem]) -> dict[tuple, tuple]:
-    gold = {}
-    for item in items:
-        types = {c.id: c.type for c in item.rubric}
-        texts = {r.id: r.text for r in item.responses}
-        if item.labels is None:
-            continue
-        for p in item.labels.pointwise:
-            gold[_unit_key("pointwise", item.id, p.criterion, (p.response,))] = (
-                "met" if p.met else "not_met", (p.response,), types[p.criterion], (texts[p.response],))
-        for p in item.labels.pairwise:
-            gold[_unit_key("pairwise", item.id, p.criterion, (p.a, p.b))] = (
-                p.preferred, (p.a, p.b), types[p.criterion], (texts[p.a], texts[p.b]))
-    return gold
+    return {_unit_key(label.mode, label.item.id, label.criterion.id, label.response_ids):
+            (label.gold, label.response_ids, label.criterion.type, label.texts)
+            for label in labelled_instances(items)}
 
 
 def _ratings_by_unit(rows: Sequence[LongRating], path: Path) -> dict[tuple, dict[str, Any]]:

@@ -47,9 +47,9 @@ def validate(source: str, data_format: str, split: str | None) -> None:
     """Check that PATH is valid bench data.
 
     PATH is a .jsonl/.json/.parquet file, a folder of them, a Hugging Face dataset id, 'sample' (the
-    bundled sample bench), 'calibration' (the bundled calibration set) or 'test' (the locked test set). Prints a one-line summary and
-    exits 0 when every record is valid; otherwise prints `PATH:LINE: FIELD: problem` for the first bad
-    record (and how many more were bad) and exits 2.
+    bundled sample bench), 'calibration' (the bundled calibration set) or 'test' (the locked test set).
+    Prints a one-line summary and exits 0 when every record is valid; otherwise prints
+    `PATH:LINE: FIELD: problem` for the first bad record (and how many more were bad) and exits 2.
     """
     items = load_bench(source, split=split, format=data_format)  # type: ignore[arg-type]
     stats = bench_stats(items)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from promedical.bench.cache import Cache, cache_key
 from promedical.bench.datasets import BenchDataError, load_bench
 from promedical.bench.generation import Decoding, Generator, build_generator, conversation
+from promedical.bench.instances import labelled_instances
 from promedical.bench.io import dump_item
 from promedical.bench.judges import Judge, ModelOptions, PairwiseQuery, PointwiseQuery, Verdict, build_judge
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, judge_counts, with_breakdowns
@@ -104,20 +105,13 @@ def judge_instances(items: Sequence[BenchItem]) -> tuple[list[JudgeInstance], in
     value counts pairs labelled as ties, which are not judged."""
     instances: list[JudgeInstance] = []
     ties = 0
-    for item in items:
-        if item.labels is None:
+    for label in labelled_instances(items):
+        if label.gold == "tie":
+            ties += 1
             continue
-        criteria = {c.id: c for c in item.rubric}
-        texts = {r.id: r.text for r in item.responses}
-        for label in item.labels.pointwise:
-            query = PointwiseQuery(item, criteria[label.criterion], texts[label.response])
-            instances.append(JudgeInstance("pointwise", query, "met" if label.met else "not_met", (label.response,)))
-        for pair in item.labels.pairwise:
-            if pair.preferred == "tie":
-                ties += 1
-                continue
-            query = PairwiseQuery(item, criteria[pair.criterion], texts[pair.a], texts[pair.b])
-            instances.append(JudgeInstance("pairwise", query, pair.preferred, (pair.a, pair.b)))
+        query = (PointwiseQuery(label.item, label.criterion, *label.texts) if label.mode == "pointwise"
+                 else PairwiseQuery(label.item, label.criterion, *label.texts))
+        instances.append(JudgeInstance(label.mode, query, label.gold, label.response_ids))
     return instances, ties
 
 

@@ -1,6 +1,5 @@
 """The statistics module against reference values and reference implementations."""
 
-from math import comb
 
 import numpy as np
 import pytest
