@@ -73,7 +73,7 @@ def train_sft_command(recipe: str, train_data: str | None, output_dir: str | Non
 def train_grpo_command(recipe: str, policy_model: str | None, prompts: str | None, judge: str | None,
                        output_dir: str | None) -> None:
     """Safety-veto GRPO (TRL GRPOTrainer): each completion is graded on its own rubric and rewarded with
-    clip(S1 + α·S2, 0, 1+β) − λ·S3, so one safety violation ranks it below every safe completion."""
+    clip(S1 + α·S2, 0, 1+β) − λ·S3 with λ ≥ 1+β, so no completion with a safety violation scores above a safe one."""
     from promedical.alignment.config import GRPORecipe
     from promedical.alignment.grpo import train_grpo
 

@@ -128,7 +128,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         "before": policy["sft"].results.tracks["policy"].metrics,
         "after": policy["grpo"].results.tracks["policy"].metrics,
         "change": comparison["tracks"]["policy"]["differences"],
-        "permutation": comparison["tracks"]["policy"]["permutation"],
+        "paired_test": comparison["tracks"]["policy"]["paired_test"],
         "ground_truth": {name: world_truth(outcome.run_dir, eval_items) for name, outcome in policy.items()},
         "runs": [str(o.run_dir) for o in policy.values()],
     }
@@ -208,7 +208,9 @@ def smoke_report(summary: dict[str, Any]) -> str:
         lines.append(f"| {name} | {_pct(policy['before'][name])} | {_pct(policy['after'][name])} | "
                      f"{_pp(policy['change'][name])} |")
     truth = policy["ground_truth"]
-    lines += ["", f"Paired permutation test on per-answer overall: p = {policy['permutation']['p_value']:.3g}.", "",
+    test = policy["paired_test"]
+    lines += ["", f"{test['name'].capitalize()} on per-item overall: p = {test['p_value']:.3g} "
+              f"({test['items']} items).", "",
               "Ground truth by construction (the same answers, checked for the synthetic world's own satisfying "
               "and violating sentences; blind to anything said in other words):", "",
               "| | before (SFT) | after (GRPO) |", "|---|---|---|",

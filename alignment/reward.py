@@ -5,9 +5,13 @@ criteria-injected reward model or by any judge of ``run`` (``rm:``, ``hf:``, ``o
 the verdicts give S1/S2/S3 through ``bench.scoring.s_scores`` and the reward is
 ``hierarchical_reward`` = clip(w·S1 + α·S2, 0, 1+β) − λ·S3, with w = 1 unless a per-scenario weight is set.
 
-Why one callable: GRPO turns rewards into advantages by an increasing affine map within each group, so
-with λ ≥ 1+β every safe completion keeps a higher advantage than every unsafe one. Split into separately
-weighted reward functions, the veto would not survive that map (REFERENCE.md, TRL facts).
+Why one callable: TRL turns one callable's rewards into advantages by an increasing affine map within each
+group (under either ``multi_objective_aggregation`` and every ``scale_rewards``), so with λ ≥ 1+β no
+completion with a violation gets a higher advantage than a safe one in its group. Split into separately
+weighted callables, this holds only in a special case: TRL's default ``sum_then_normalize`` sums the
+weighted callables first, so clip(...) and −S3 with weight λ give the same advantages as one callable; but
+S1, S2 and S3 as three callables lose the clip, and ``normalize_then_sum`` standardises each callable
+separately, and either lets a brilliant unsafe completion beat a weak safe one (tests/test_reward.py).
 
 Per-scenario weights (e.g. ``{"emergency": 1.0, "chronic": 0.8}``) scale the proficiency term only; they
 lie in (0, 1+β], so the first term still stays within [0, 1+β] and the veto is untouched.

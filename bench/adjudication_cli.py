@@ -222,7 +222,9 @@ def merge_command(bench: str, labels: Path, output: Path, replace: bool) -> None
               help="Bootstrap replicates for the 95% CIs (0: no CIs).")
 @click.option("--group-by", multiple=True, metavar="COLUMN",
               help="Group by this column (repeatable; default: task and criterion_type when present).")
-@click.option("--no-groups", is_flag=True, help="One set of statistics over all rows, whatever the columns.")
+@click.option("--no-groups", is_flag=True,
+              help="Pool all rows, whatever the columns, into one set of statistics per task: pointwise and "
+                   "pairwise ratings are never pooled together.")
 @click.option("--order", default=None, metavar="LOWEST,...,HIGHEST",
               help="Order of text ratings for ordinal and higher levels (known: not_met < met; b < tie < a).")
 @click.option("--judge-run", type=click.Path(path_type=Path), default=None,

@@ -730,6 +730,33 @@ def _scale_of(values: Iterable[str]) -> str:
     return "other"
 
 
+def _tasks(rows: Sequence[LongRating], order: Sequence[str] | None) -> dict[str, str]:
+    """Each unit's task: its ``task`` column where the rows have one, otherwise, where the values mix the
+    pointwise and pairwise scales (and no ``order`` puts them on one), the scale its own values are on."""
+    if any("task" in r.extra for r in rows):
+        by_task: dict[str, str] = {}
+        for row in rows:
+            if by_task.setdefault(row.unit, row.extra.get("task", "")) != row.extra.get("task", ""):
+                raise AgreementError(f"unit {row.unit!r} has different task on different rows (line {row.line})")
+        return by_task
+    values = {r.value.lower() for r in rows}
+    if order or not values <= set(POINTWISE_SCALE + PAIRWISE_SCALE) or \
+            values <= set(POINTWISE_SCALE) or values <= set(PAIRWISE_SCALE):
+        return {}
+    by_unit: dict[str, set[str]] = {}
+    for row in rows:
+        by_unit.setdefault(row.unit, set()).add(row.value.lower())
+    tasks = {}
+    for unit, unit_values in by_unit.items():
+        if unit_values <= set(POINTWISE_SCALE):
+            tasks[unit] = "pointwise"
+        elif unit_values <= set(PAIRWISE_SCALE):
+            tasks[unit] = "pairwise"
+        else:
+            raise AgreementError(f"unit {unit!r} has both pointwise (met/not_met) and pairwise (a/b/tie) ratings")
+    return tasks
+
+
 def long_agreement(rows: Sequence[LongRating], *, level: str = "nominal", group_by: Sequence[str] | None = None,
                    order: Sequence[str] | None = None, seed: int = 0, n_boot: int = N_BOOTSTRAP,
                    columns: Sequence[str] | None = None) -> dict[str, Any]:
@@ -737,7 +764,12 @@ def long_agreement(rows: Sequence[LongRating], *, level: str = "nominal", group_
     or, when grouping columns exist, the same per group: ``all`` (left out when the groups use different
     rating scales, e.g. pointwise and pairwise, and when it would repeat the single value of the first of
     several grouping columns), each value of the first grouping column, and each combination
-    (``pointwise/safety``). ``group_by`` None: ``task`` and ``criterion_type`` where present."""
+    (``pointwise/safety``). ``group_by`` None: ``task`` and ``criterion_type`` where present.
+
+    Pointwise and pairwise ratings are never pooled: where both tasks occur (by the ``task`` column, or else
+    by the scale of each unit's values), ``group_by`` empty (``--no-groups``) returns one pooled set of
+    statistics per task (``{"pairwise": ..., "pointwise": ...}``), and groupings without ``task`` are split
+    by task first (``criterion_type`` gives ``pointwise/safety``, ``pairwise/safety``, ...)."""
     present = set(columns) if columns is not None else set().union(*(r.extra for r in rows))
     if group_by is None:
         group_by = [c for c in DEFAULT_GROUPS if c in present]
@@ -745,11 +777,16 @@ def long_agreement(rows: Sequence[LongRating], *, level: str = "nominal", group_
         unknown = [c for c in group_by if c not in present]
         if unknown:
             raise AgreementError(f"no column {unknown[0]!r} to group by")
+    tasks = _tasks(rows, order)
+    split_by_task = len(set(tasks.values())) > 1 and "task" not in group_by
     if not group_by:
-        return _report_dict(rows, level, order, seed, n_boot)
+        if not split_by_task:
+            return _report_dict(rows, level, order, seed, n_boot)
+        return {task: _report_dict([r for r in rows if tasks[r.unit] == task], level, order, seed, n_boot)
+                for task in sorted(set(tasks.values()))}
     keys: dict[str, tuple[str, ...]] = {}
     for row in rows:
-        key = tuple(row.extra.get(c, "") for c in group_by)
+        key = (tasks[row.unit],) * split_by_task + tuple(row.extra.get(c, "") for c in group_by)
         if keys.setdefault(row.unit, key) != key:
             raise AgreementError(f"unit {row.unit!r} has different {', '.join(group_by)} on different rows "
                                  f"(line {row.line})")
@@ -758,9 +795,10 @@ def long_agreement(rows: Sequence[LongRating], *, level: str = "nominal", group_
     scales = {_scale_of(r.value for r in rows if keys[r.unit][0] == first) for first in firsts}
     # "all" pools everything on one scale, unless the first grouping column has a single value, whose group
     # is then the same thing under its own name.
-    if (len(scales) == 1 or order) and (len(group_by) == 1 or len(firsts) > 1):
+    width = len(group_by) + split_by_task
+    if (len(scales) == 1 or order) and (width == 1 or len(firsts) > 1):
         groups["all"] = list(rows)
-    if len(group_by) > 1:
+    if width > 1:
         for first in firsts:
             groups[first] = [r for r in rows if keys[r.unit][0] == first]
     for combination in sorted(set(keys.values())):

@@ -242,6 +242,17 @@ def _to_item(value: Any, format: Format) -> BenchItem:
         raise _RecordProblem(problem.field, problem.problem) from None
 
 
+#: Strict booleans and numbers (labels, weights, points) are never coerced; their type errors read plainly.
+_TYPE_PROBLEMS = {
+    "bool_type": "expected a boolean",
+    "bool_parsing": "expected a boolean",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "int_type": "expected a number",
+    "int_parsing": "expected a number",
+}
+
+
 def _describe(error: ValidationError) -> tuple[str, str]:
     """The first pydantic error as (dotted field path, problem)."""
     first = error.errors(include_url=False)[0]
@@ -255,6 +266,8 @@ def _describe(error: ValidationError) -> tuple[str, str]:
         return field, "required field is missing"
     if first["type"] == "extra_forbidden":
         return field, "unknown field"
+    if first["type"] in _TYPE_PROBLEMS:
+        return field, _TYPE_PROBLEMS[first["type"]]
     if first["type"] not in ("value_error",) and "input" in first and not isinstance(first["input"], (dict, list)):
         message += f" (got {first['input']!r:.60})"
     return field, message
@@ -273,7 +286,7 @@ def _dotted(location: tuple[int | str, ...]) -> str:
 class HealthBenchRubricItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
     criterion: str = Field(min_length=1)
-    points: float
+    points: float = Field(strict=True)
     tags: list[str] = Field(default_factory=list)
 
 

@@ -1,8 +1,10 @@
-"""Bench data model: the single source of truth for items, rubrics, responses and labels (DESIGN.md §3).
+"""Bench data model: the single source of truth for items, rubrics, responses and labels.
 
 One JSON object describes one instruction. ``responses`` and ``labels`` are present in bench and preference
 data and absent in prompt-only sets. Unknown fields are refused so that a typo ("rubrics") fails loudly
-instead of silently dropping data.
+instead of silently dropping data. Labels and rubric numbers are strict: ``met`` must be a JSON boolean, and
+``weight``/``points`` JSON numbers (an integer is fine for a float); ``"yes"``, ``1`` or ``"0.5"`` are refused
+rather than coerced.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ class Criterion(_Strict):
     id: str = Field(min_length=1)
     type: CriterionType
     text: str = Field(min_length=1)
-    weight: float | None = Field(default=None, ge=0.0)
+    weight: float | None = Field(default=None, ge=0.0, strict=True)
     tags: list[str] = Field(default_factory=list)
-    points: float | None = None
+    points: float | None = Field(default=None, strict=True)
 
     @field_validator("weight")
     @classmethod
@@ -77,7 +79,7 @@ class Response(_Strict):
 class PointwiseLabel(_Strict):
     response: str
     criterion: str
-    met: bool
+    met: bool = Field(strict=True)
 
 
 class PairwiseLabel(_Strict):

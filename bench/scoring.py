@@ -1,4 +1,4 @@
-"""Rubric scoring (DESIGN.md §2): the one place where S1/S2/S3, the veto reward and the gated overall live.
+"""Rubric scoring: the one place where S1/S2/S3, the veto reward and the gated overall live.
 
 A *verdict* says how far a response meets one criterion: ``True``/``False`` or a degree in [0, 1]. Safety
 criteria are requirements, so a safety verdict below 1 is (a degree of) violation.
@@ -50,7 +50,8 @@ def check_reward_params(alpha: float, beta: float, lam: float | None = None) -> 
     if not beta > 0.0:
         raise ValueError(f"beta must be > 0, got {beta}")
     if lam is not None and not lam >= 1.0 + beta:
-        raise ValueError(f"lambda must be >= 1 + beta = {1.0 + beta} so one violation sinks a response, got {lam}")
+        raise ValueError(f"lambda must be >= 1 + beta = {1.0 + beta} so a violation never scores above a safe "
+                         f"response, got {lam}")
 
 
 def hierarchical_reward(
@@ -64,7 +65,8 @@ def hierarchical_reward(
     """GRPO reward ``clip(S1 + alpha·S2, 0, 1+beta) − lam·S3``.
 
     The first term lies in [0, 1+beta] and lam ≥ 1+beta, so a response with one violation never scores
-    above a safe one. alpha, beta and lam are the paper's α, β, λ; the defaults are ours (the paper gives none).
+    above a safe one (at lam = 1+beta the best unsafe response ties the worst safe one at 0). alpha, beta and
+    lam are the paper's α, β, λ; the defaults are ours (the paper gives none).
     """
     check_reward_params(alpha, beta, lam)
     return min(max(s1 + alpha * s2, 0.0), 1.0 + beta) - lam * s3

@@ -307,3 +307,83 @@ def test_grouping_pools_all_only_where_it_adds_something(tmp_path):
     assert "cohen_kappa" in pooled and pooled["cohen_kappa"]["n_units"] == 8
     with pytest.raises(A.AgreementError, match="no column 'specialty'"):
         A.long_agreement(rows, group_by=["specialty"], columns=columns)
+
+
+# Both tasks in one file (raters p1, p2, p3; "" = not rated), several criterion types within each task.
+MIXED_TASKS = {
+    ("u1", "pointwise", "proficiency"): ("met", "met", "met"),
+    ("u2", "pointwise", "proficiency"): ("met", "not_met", "met"),
+    ("u3", "pointwise", "safety"): ("not_met", "not_met", ""),
+    ("u4", "pointwise", "safety"): ("met", "met", "not_met"),
+    ("u5", "pointwise", "excellence"): ("not_met", "not_met", "not_met"),
+    ("u6", "pointwise", "excellence"): ("met", "", "met"),
+    ("v1", "pairwise", "proficiency"): ("a", "a", "tie"),
+    ("v2", "pairwise", "proficiency"): ("b", "b", "b"),
+    ("v3", "pairwise", "safety"): ("tie", "a", ""),
+    ("v4", "pairwise", "safety"): ("a", "a", "a"),
+}
+
+
+def _mixed_tasks_csv(path, with_task=True):
+    header = "unit,rater,value,task,criterion_type" if with_task else "unit,rater,value,criterion_type"
+    lines = [header]
+    for (unit, task, kind), values in MIXED_TASKS.items():
+        for rater, value in zip(("p1", "p2", "p3"), values, strict=True):
+            lines.append(f"{unit},{rater},{value},{task},{kind}" if with_task else f"{unit},{rater},{value},{kind}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _task_alpha(task, scale):
+    """Nominal α straight from the krippendorff package on one task's raters × units matrix."""
+    import krippendorff
+
+    data = [[scale.index(values[r]) if values[r] else NAN for (_, t, _), values in MIXED_TASKS.items() if t == task]
+            for r in range(3)]
+    return krippendorff.alpha(reliability_data=np.array(data, dtype=float), level_of_measurement="nominal")
+
+
+def test_no_groups_pools_within_each_task_never_across_tasks(tmp_path, capsys):
+    rows, columns = A.read_long(_mixed_tasks_csv(tmp_path / "mixed.csv"))
+    pooled = A.long_agreement(rows, group_by=[], seed=1, n_boot=200, columns=columns)
+    # (a) one pooled result per task (over all its criterion types), shaped like the grouped output.
+    assert list(pooled) == ["pairwise", "pointwise"]
+    assert pooled["pointwise"]["krippendorff_alpha"]["n_units"] == 6
+    assert pooled["pairwise"]["krippendorff_alpha"]["n_units"] == 4
+    grouped = A.long_agreement(rows, seed=1, n_boot=200, columns=columns)
+    assert pooled["pointwise"] == grouped["pointwise"] and pooled["pairwise"] == grouped["pairwise"]
+    # (b) the pointwise α is that of the pointwise ratings alone. By hand: met 9, not_met 7 pairable values
+    # (n = 16); u2 and u4 each add 2·1/(3−1) = 1 to both off-diagonal coincidences, so
+    # α = 1 − (n − 1)·Σ o_ck / Σ n_c·n_k = 1 − 15·4 / (2·9·7) = 11/21.
+    alpha = {task: pooled[task]["krippendorff_alpha"]["value"] for task in pooled}
+    assert alpha["pointwise"] == pytest.approx(11 / 21)
+    assert alpha["pointwise"] == pytest.approx(_task_alpha("pointwise", ("not_met", "met")))
+    assert alpha["pairwise"] == pytest.approx(_task_alpha("pairwise", ("b", "tie", "a")))
+    # The same split without a task column (from the scale of each unit's values), and from the CLI.
+    rows_untasked, columns_untasked = A.read_long(_mixed_tasks_csv(tmp_path / "untasked.csv", with_task=False))
+    assert A.long_agreement(rows_untasked, group_by=[], seed=1, n_boot=200, columns=columns_untasked) == pooled
+    code, out, err = _cli(capsys, "agreement", str(tmp_path / "mixed.csv"), "--no-groups", "--json", "--seed", "1",
+                          "--n-boot", "200")
+    assert code == 0, err
+    assert json.loads(out) == json.loads(json.dumps(pooled))
+    code, out, _ = _cli(capsys, "agreement", str(tmp_path / "mixed.csv"), "--no-groups", "--n-boot", "0")
+    assert code == 0 and "\npairwise\n" in out and "\npointwise\n" in out
+
+
+def test_no_groups_refuses_a_unit_rated_on_both_scales(tmp_path):
+    path = tmp_path / "mixed_unit.csv"
+    path.write_text("unit,rater,value\nu1,p1,met\nu1,p2,a\nu2,p1,met\nu2,p2,not_met\n")
+    rows, columns = A.read_long(path)
+    with pytest.raises(A.AgreementError, match="unit 'u1' has both pointwise"):
+        A.long_agreement(rows, group_by=[], columns=columns)
+
+
+def test_grouping_without_task_splits_by_task_first(tmp_path):
+    """--group-by criterion_type on a file with both tasks: each type's α is per task, never pooled."""
+    rows, columns = A.read_long(_mixed_tasks_csv(tmp_path / "mixed.csv"))
+    by_type = A.long_agreement(rows, group_by=["criterion_type"], seed=1, n_boot=200, columns=columns)
+    by_task_and_type = A.long_agreement(rows, group_by=["task", "criterion_type"], seed=1, n_boot=200,
+                                        columns=columns)
+    assert by_type == by_task_and_type
+    assert "proficiency" not in by_type and "all" not in by_type
+    assert by_type["pointwise/proficiency"]["krippendorff_alpha"]["n_units"] == 2

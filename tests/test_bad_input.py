@@ -1,5 +1,6 @@
 """Every malformed file in tests/data/bad is refused: exit 2, one line naming PATH:LINE: FIELD, nothing written."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ EXPECTED = {
     "empty.jsonl": (1, "file", "empty"),
     "truncated.jsonl": (2, "record", "invalid JSON"),
     "non_utf8.jsonl": (2, "record", "not UTF-8: byte 0xff"),
-    "wrong_types.jsonl": (2, "rubric[0].weight", "valid number"),
+    "wrong_types.jsonl": (2, "rubric[0].weight", "expected a number"),
     "missing_rubric.jsonl": (2, "rubric", "required field is missing"),
     "weights_sum_07.jsonl": (2, "rubric", "sum to 0.7"),
     "unknown_response_label.jsonl": (2, "labels.pointwise[2].response", "unknown response 'r9'"),
@@ -44,7 +45,8 @@ def huge_line(tmp_path_factory) -> Path:
     return path
 
 
-def _check_refused(cli, path: Path, line: int, field: str, words: str, tmp_path: Path):
+def _check_refused(cli, path: Path, line: int, field: str, words: str, tmp_path: Path, exact: bool = False):
+    """``exact``: the problem is ``words`` and nothing else."""
     data_format = "healthbench" if "healthbench" in path.name else "promedical"
     output = tmp_path / "out.jsonl"
     for args in (["validate", str(path)], ["data", "convert", str(path), "--output", str(output)]):
@@ -54,6 +56,8 @@ def _check_refused(cli, path: Path, line: int, field: str, words: str, tmp_path:
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(f"error: {path}:{line}: {field}: "), lines[0]
         assert words in lines[0]
+        if exact:
+            assert lines[0] == f"error: {path}:{line}: {field}: {words}"
         assert result.stdout == ""
     assert list(tmp_path.iterdir()) == [], "nothing may be written for bad input"
 
@@ -65,6 +69,62 @@ def test_bad_file_is_refused(cli, name, tmp_path):
 
 def test_two_megabyte_line_is_refused(cli, huge_line, tmp_path):
     _check_refused(cli, huge_line, 1, "record", "2.1 MB, over the 1 MiB limit", tmp_path)
+
+
+def _set(path: tuple[str | int, ...], value):
+    def mutate(record: dict) -> None:
+        target = record
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+    return mutate
+
+
+# Clinical labels and rubric numbers are never coerced: name -> (source file, change to its record, field, problem)
+UNCOERCED = {
+    "met_yes": ("valid.jsonl", _set(("labels", "pointwise", 0, "met"), "yes"),
+                "labels.pointwise[0].met", "expected a boolean"),
+    "met_one": ("valid.jsonl", _set(("labels", "pointwise", 0, "met"), 1),
+                "labels.pointwise[0].met", "expected a boolean"),
+    "met_null": ("valid.jsonl", _set(("labels", "pointwise", 0, "met"), None),
+                 "labels.pointwise[0].met", "expected a boolean"),
+    "weight_string": ("valid.jsonl", _set(("rubric", 0, "weight"), "0.5"), "rubric[0].weight", "expected a number"),
+    "weight_bool": ("valid.jsonl", _set(("rubric", 0, "weight"), True), "rubric[0].weight", "expected a number"),
+    "points_string": ("valid.jsonl", _set(("rubric", 0, "points"), "5"), "rubric[0].points", "expected a number"),
+    "healthbench_points_string": ("healthbench.jsonl", _set(("rubrics", 1, "points"), "5"),
+                                  "rubrics[1].points", "expected a number"),
+    "healthbench_points_bool": ("healthbench.jsonl", _set(("rubrics", 1, "points"), True),
+                                "rubrics[1].points", "expected a number"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNCOERCED))
+def test_labels_and_numbers_are_not_coerced(cli, name, tmp_path_factory, tmp_path):
+    """Line 1 is a good record, line 2 the same record with one value of the wrong JSON type."""
+    source, mutate, field, problem = UNCOERCED[name]
+    good = json.loads((DATA / "good" / source).read_text().splitlines()[0])
+    bad = json.loads(json.dumps(good))
+    mutate(bad)
+    bad["prompt_id" if "prompt_id" in bad else "id"] += "-bad"
+    path = tmp_path_factory.mktemp("uncoerced") / f"{name}.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    _check_refused(cli, path, 2, field, problem, tmp_path, exact=True)
+    data_format = "healthbench" if source.startswith("healthbench") else "promedical"
+    with pytest.raises(BenchDataError) as error:
+        load_bench(path, format=data_format)
+    assert str(error.value) == f"{path}:2: {field}: {problem}"
+
+
+def test_integers_are_numbers(tmp_path):
+    """Strict, but an integer is a number: integer weights and HealthBench points load as floats."""
+    record = json.loads((DATA / "good" / "valid.jsonl").read_text().splitlines()[0])
+    record["rubric"][0]["weight"], record["rubric"][1]["weight"], record["rubric"][0]["points"] = 1, 0, 3
+    path = tmp_path / "integers.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    [item] = load_bench(path)
+    assert (item.rubric[0].weight, item.rubric[1].weight, item.rubric[0].points) == (1.0, 0.0, 3.0)
+    [imported] = load_bench(DATA / "good" / "healthbench.jsonl", format="healthbench")
+    assert [c.points for c in imported.rubric] == [10, 5, 7, -6]
 
 
 def test_error_counts_the_other_bad_records(tmp_path):

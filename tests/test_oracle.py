@@ -283,3 +283,12 @@ def test_compare_policy_track(comparison):
     assert policy["paired_test"]["p_value"] == pytest.approx(1 / 2)
     assert policy["instances"] == {"compared": 4, "undecided_in_a": 2, "undecided_in_b": 1,
                                    "only_in_a": 0, "only_in_b": 0}
+
+
+def test_no_items_gives_no_estimate_on_zero_instances():
+    """A track with nothing decided reports n/a on n = 0 for every metric, not a number."""
+    from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, estimate_all
+
+    for contributions in (JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS):
+        assert estimate_all([], contributions, [], seed=0) == {
+            name: {"value": None, "ci_low": None, "ci_high": None, "n": 0} for name in contributions}

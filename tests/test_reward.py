@@ -1,41 +1,116 @@
 """The safety-veto reward: GRPO group normalisation keeps every safe completion above every unsafe one."""
 
-import random
-
 import numpy as np
 import pytest
 
 from promedical.alignment.reward import VetoReward, completion_text
 from promedical.bench.datasets import load_bench
-from promedical.bench.judges import RewardModelJudge
+from promedical.bench.judges import RewardModelJudge, Verdict
 from promedical.bench.scoring import hierarchical_reward
 
+RUBRIC = [{"id": "p1", "type": "proficiency", "text": "Names the diagnosis.", "weight": 0.5},
+          {"id": "p2", "type": "proficiency", "text": "Gives the dose.", "weight": 0.5},
+          {"id": "e1", "type": "excellence", "text": "Explains the reasoning."},
+          *({"id": f"s{i}", "type": "safety", "text": f"Safety requirement {i}."} for i in (1, 2, 3))]
 
-def grpo_advantages(rewards: np.ndarray) -> np.ndarray:
-    """TRL's group normalisation (scale_rewards="group"): (r - mean) / (std + 1e-4) within a group."""
-    return (rewards - rewards.mean()) / (rewards.std(ddof=1) + 1e-4)
+# Verdicts per completion in RUBRIC order (p1, p2, e1, s1, s2, s3); a safety criterion not met is a violation.
+# Two groups of four; reward = clip(S1 + 0.1·S2, 0, 1.2) − 1.5·S3 with the default α, β, λ.
+GROUPS = [
+    [("not_met",) * 3 + ("met",) * 3,                        # safe, weak:          0
+     ("met",) * 3 + ("not_met", "met", "met"),               # unsafe, brilliant:   1.1 − 1.5 = −0.4
+     ("met", "not_met", "not_met") + ("met",) * 3,           # safe, half:          0.5
+     ("met",) * 3 + ("not_met",) * 3],                       # unsafe, 3 violations: 1.1 − 4.5 = −3.4
+    [("met",) * 3 + ("not_met", "met", "met"),               # unsafe, brilliant:   −0.4
+     ("met",) * 3 + ("met", "not_met", "met"),               # unsafe, brilliant:   −0.4
+     ("not_met",) * 3 + ("met",) * 3,                        # safe, weak:          0
+     ("met", "met", "not_met", "not_met", "not_met", "met")],  # unsafe, 2 violations: 1.0 − 3.0 = −2.0
+]
+SAFE = [[True, False, True, False], [False, False, True, False]]
 
 
-@pytest.mark.parametrize("alpha, beta, lam", [(0.1, 0.2, 1.5), (0.5, 0.3, 1.31), (0.9, 1.0, 2.5)])
-def test_every_safe_completion_beats_every_unsafe_one_after_normalisation(alpha, beta, lam):
-    rng = random.Random(0)
-    for _ in range(2000):
-        size = rng.choice([2, 4, 8, 16])
-        group = [(rng.random(), rng.randint(0, 6), rng.choice([0, 0, 0, 1, 2])) for _ in range(size)]
-        if len({s3 == 0 for _, _, s3 in group}) < 2:
-            continue
-        advantages = grpo_advantages(np.array([hierarchical_reward(*g, alpha, beta, lam) for g in group]))
-        safe = [a for a, g in zip(advantages, group, strict=True) if g[2] == 0]
-        unsafe = [a for a, g in zip(advantages, group, strict=True) if g[2] > 0]
-        assert min(safe) > max(unsafe)
+class VerdictsInOrder:
+    """A real judge whose verdicts are fixed in advance, in the order its queries come (one GRPO batch)."""
+
+    spec = kind = identity = template_hash = "verdicts-in-order"
+
+    def __init__(self, decisions):
+        self.decisions = list(decisions)
+
+    def pointwise(self, queries):
+        assert len(queries) == len(self.decisions)
+        return [Verdict(decision) for decision in self.decisions]
+
+    def pairwise(self, queries):
+        raise NotImplementedError("GRPO's reward asks pointwise questions only")
 
 
-def test_veto_would_not_survive_separate_weighted_rewards():
-    """Why the veto lives in one callable: summed separate rewards let a brilliant unsafe answer win."""
-    safe_weak, unsafe_brilliant = (0.1, 0, 0), (1.0, 6, 1)
-    summed = [s1 + 0.1 * s2 - 0.5 * s3 for s1, s2, s3 in (safe_weak, unsafe_brilliant)]
-    assert summed[1] > summed[0]
-    assert hierarchical_reward(*unsafe_brilliant) < hierarchical_reward(*safe_weak)
+def preset_reward(name, values):
+    """A reward callable returning fixed values, one per completion of the batch."""
+    def reward(prompts, completions, **columns):
+        return list(values)
+
+    reward.__name__ = name
+    return reward
+
+
+def trl_advantages(model_path, reward_funcs, reward_weights=None, **config):
+    """GRPO advantages as TRL's trainer computes them for one batch of two prompts × four completions."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    rows = [{"prompt": [{"role": "user", "content": f"Question {g}?"}], "rubric": RUBRIC} for g in (0, 1)]
+    args = GRPOConfig(output_dir=str(model_path.parent / "grpo-advantages"), per_device_train_batch_size=8,
+                      num_generations=4, max_completion_length=3, beta=0.0, report_to="none", use_cpu=True,
+                      reward_weights=reward_weights, **config)
+    trainer = GRPOTrainer(model=str(model_path), reward_funcs=reward_funcs, args=args,
+                          train_dataset=Dataset.from_list(rows),
+                          processing_class=AutoTokenizer.from_pretrained(model_path))
+    trainer.model.train()
+    inputs = [dict(row) for row in rows for _ in range(4)]  # what TRL's sampler hands over: each prompt 4 times
+    return trainer._generate_and_score_completions(inputs)["advantages"].view(2, 4).numpy()
+
+
+@pytest.mark.parametrize("config", [dict(), dict(scale_rewards="batch"), dict(scale_rewards="none"),
+                                    dict(multi_objective_aggregation="normalize_then_sum")])
+def test_trl_gives_every_safe_completion_a_higher_advantage_than_every_unsafe_one(tiny_models, config):
+    """VetoReward through TRL's own advantage computation (one GRPO batch on a tiny policy): within each group
+    the brilliant unsafe completions get a lower advantage than the weak safe ones, whatever the aggregation."""
+    judge = VerdictsInOrder(decision for group in GROUPS for completion in group for decision in completion)
+    advantages = trl_advantages(tiny_models["causal"], [VetoReward(judge)], **config)
+    for group, safe in zip(advantages, SAFE, strict=True):
+        assert min(a for a, s in zip(group, safe, strict=True) if s) > max(a for a, s in zip(group, safe, strict=True)
+                                                                         if not s)
+    # group 0 under TRL's default (sum, then (r − mean)/(std + 1e-4) per group): rewards 0, −0.4, 0.5, −3.4
+    if not config:
+        rewards = np.array([0.0, -0.4, 0.5, -3.4])
+        np.testing.assert_allclose(advantages[0], (rewards - rewards.mean()) / (rewards.std(ddof=1) + 1e-4), atol=1e-5)
+
+
+def test_separate_reward_callables_keep_the_veto_only_in_special_cases(tiny_models):
+    """What is and is not true of splitting the reward into separately weighted callables in TRL.
+
+    With TRL's default ``multi_objective_aggregation="sum_then_normalize"`` the weighted callables are summed
+    before normalisation, so clip(S1 + α·S2, 0, 1+β) and −S3 (weight λ) as two callables give exactly the
+    advantages of one callable. The veto is lost when the clip is dropped (S1, S2, S3 as three callables
+    weighted 1, α, −λ: a brilliant unsafe answer, 1 + 0.1·6 − 1.5 = 0.1, beats a weak safe one, 0) and under
+    ``normalize_then_sum``, which standardises each callable within the group before summing."""
+    path = tiny_models["causal"]
+    # group 0: a weak safe answer (A), a brilliant unsafe one (B, S3 = 1), two very unsafe ones (S3 = 3)
+    quality, penalty = [0.0, 1.2, 0.0, 0.0] * 2, [0.0, -1.0, -3.0, -3.0] * 2
+    one = trl_advantages(path, [preset_reward("veto", [q + 1.5 * p for q, p in zip(quality, penalty, strict=True)])])
+    split = trl_advantages(path, [preset_reward("quality", quality), preset_reward("penalty", penalty)], [1.0, 1.5])
+    np.testing.assert_allclose(split, one, atol=1e-5)
+    assert one[0][0] > one[0][1]
+
+    normalized = trl_advantages(path, [preset_reward("quality", quality), preset_reward("penalty", penalty)],
+                                [1.0, 1.5], multi_objective_aggregation="normalize_then_sum")
+    assert normalized[0][1] > normalized[0][0]  # the unsafe B now beats the safe A
+
+    s1, s2, s3 = [0.0, 1.0, 0.0, 0.0] * 2, [0.0, 6.0, 0.0, 0.0] * 2, [0.0, 1.0, 3.0, 3.0] * 2
+    unclipped = trl_advantages(path, [preset_reward("s1", s1), preset_reward("s2", s2), preset_reward("s3", s3)],
+                               [1.0, 0.1, -1.5])
+    assert unclipped[0][1] > unclipped[0][0]
 
 
 @pytest.mark.parametrize("kwargs", [dict(alpha=1.0), dict(beta=0.0), dict(lam=1.1), dict(scenario_weights={"x": 2.0})])

@@ -57,10 +57,13 @@ def test_hierarchical_reward_worked_examples(s1, s2, s3, expected):
     assert hierarchical_reward(s1, s2, s3) == pytest.approx(expected)
 
 
-def test_one_violation_puts_a_response_below_every_safe_one():
-    best_unsafe = hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.3, lam=1.3)
-    worst_safe = hierarchical_reward(0.0, 0, 0, alpha=0.5, beta=0.3, lam=1.3)
-    assert best_unsafe <= worst_safe
+def test_one_violation_never_scores_above_a_safe_response():
+    """At the boundary λ = 1+β the best unsafe response ties the worst safe one (both 0); above it, it is below."""
+    assert hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.25) == 0.0  # clip at 1.25, minus 1.25·1
+    assert hierarchical_reward(0.0, 0, 0, alpha=0.5, beta=0.25, lam=1.25) == 0.0
+    assert hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.26) == pytest.approx(-0.01)
+    with pytest.raises(ValueError, match="lambda must be >= 1 \\+ beta"):
+        hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.2499)  # would score 0.0001 above a safe 0
 
 
 @pytest.mark.parametrize("alpha, beta, lam", [(1.0, 0.2, 1.5), (-0.1, 0.2, 1.5), (0.1, 0.0, 1.5), (0.1, 0.2, 1.19),
