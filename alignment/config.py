@@ -37,8 +37,6 @@ class _Recipe(BaseModel):
     use_cpu: bool = False
     gradient_checkpointing: bool = False
     logging_steps: int = 10
-    gpus: int = Field(default=0, ge=0, description="GPUs the recipe is written for (0 = CPU); documentation")
-    accelerate_config: str | None = Field(default=None, description="accelerate config file (e.g. DeepSpeed ZeRO-3)")
 
     def _common(self, check_only: bool) -> dict[str, Any]:
         """Settings shared by every trainer. ``check_only`` turns bf16 off so that a machine without a GPU

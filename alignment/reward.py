@@ -2,7 +2,7 @@
 
 For each completion, every criterion of its own rubric (a dataset column) is judged — by a trained
 criteria-injected reward model or by any judge of ``run`` (``rm:``, ``hf:``, ``openai:``, ``world``) — in one batch;
-the verdicts give S1/S2/S3 through ``bench.scoring.s_scores`` and the reward is
+the decisions give S1/S2/S3 through ``bench.scoring.decision_scores`` and the reward is
 ``hierarchical_reward`` = clip(w·S1 + α·S2, 0, 1+β) − λ·S3, with w = 1 unless a per-scenario weight is set.
 
 Why one callable: TRL turns one callable's rewards into advantages by an increasing affine map within each
@@ -29,8 +29,8 @@ from promedical.bench.scoring import (
     DEFAULT_BETA,
     DEFAULT_LAMBDA,
     check_reward_params,
+    decision_scores,
     hierarchical_reward,
-    s_scores,
 )
 
 
@@ -69,11 +69,11 @@ class VetoReward:
         rewards: list[float | None] = []
         scores: list[tuple[float, float, float]] = []
         for item in items:
-            decisions = {criterion.id: next(verdicts).decision for criterion in item.rubric}
-            if "unknown" in decisions.values():  # cannot be graded: TRL treats None as "not applicable"
+            item_scores = decision_scores(item, {criterion.id: next(verdicts).decision for criterion in item.rubric})
+            if item_scores is None:  # cannot be graded: TRL treats None as "not applicable"
                 rewards.append(None)
                 continue
-            s1, s2, s3 = s_scores(item, {cid: d == "met" for cid, d in decisions.items()})
+            s1, s2, s3 = item_scores
             weight = self.scenario_weights.get(item.scenario or "", 1.0)
             rewards.append(hierarchical_reward(weight * s1, s2, s3, self.alpha, self.beta, self.lam))
             scores.append((s1, s2, s3))

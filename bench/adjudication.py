@@ -160,7 +160,7 @@ def _read_run(run_dir: Path):  # noqa: ANN202 - (RunResults, samples)
 
 def _run_bench_items(results) -> dict[str, BenchItem] | None:  # noqa: ANN001 - RunResults
     """The run's own bench items when its bench can still be loaded locally with the same content hash."""
-    from promedical.bench.runner import bench_content_hash
+    from promedical.bench.results import bench_content_hash
 
     try:
         resolved = resolve_source(results.bench.name)
@@ -256,7 +256,7 @@ def load_bench_responses(path: str | Path) -> Source:
         identifiers |= {r.model for r in item.responses if r.model}
     if not items:
         raise AdjudicationError([f"{path}: no item has candidate responses to rate"])
-    from promedical.bench.runner import bench_content_hash
+    from promedical.bench.results import bench_content_hash
 
     description = {"type": "bench", "path": str(path), "bench_hash": bench_content_hash(loaded)}
     return Source("bench", items, responses, description, identifiers, skipped)

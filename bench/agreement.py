@@ -470,18 +470,6 @@ def icc(ratings: Any, form: str = "ICC(2,1)") -> float | None:
     return _finite(_prep_icc(as_ratings(ratings), form).value)
 
 
-def icc_table(ratings: Any) -> dict[str, float | None]:
-    """All six Shrout & Fleiss ICC forms plus the mean squares BMS, WMS, JMS and EMS (their Table 3).
-
-    ``ratings``: shaped (units, raters), NaN for missing; only units rated by every rater are used."""
-    table = _complete(as_ratings(ratings))
-    if table.shape[0] < 2 or table.shape[1] < 2:
-        return {name: None for name in (*ICC_FORMS, "BMS", "WMS", "JMS", "EMS")}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = _icc_from_sums(np.ones((1, table.shape[0])), table)
-    return {name: _finite(float(value[0])) for name, value in values.items()}
-
-
 # --------------------------------------------------------------------------------------------- estimates
 
 

@@ -19,12 +19,6 @@ import numpy as np
 from promedical.bench.statistics import Estimate, bootstrap_weights, ratio_estimate
 
 CRITERION_TYPES = ("proficiency", "excellence", "safety")
-JUDGE_METRICS = (
-    "overall_accuracy",
-    *(f"{mode}_{kind}_accuracy" for mode in ("pointwise", "pairwise") for kind in CRITERION_TYPES),
-    "veto_precision", "veto_recall", "veto_f1",
-)
-POLICY_METRICS = ("overall", "proficiency", "excellence", "safety_compliance")
 
 # A metric is Σ numerator / Σ denominator over items; each function maps one sample to its (numerator,
 # denominator, whether it belongs to the metric's population — what ``n`` counts).

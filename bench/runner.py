@@ -8,15 +8,11 @@ runs resume.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,13 +22,21 @@ from promedical.bench.cache import Cache, cache_key
 from promedical.bench.datasets import BenchDataError, load_bench
 from promedical.bench.generation import Decoding, Generator, build_generator, conversation
 from promedical.bench.instances import labelled_instances
-from promedical.bench.io import dump_item
 from promedical.bench.judges import Judge, ModelOptions, PairwiseQuery, PointwiseQuery, Verdict, build_judge
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, judge_counts, with_breakdowns
 from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION
-from promedical.bench.results import BenchInfo, ModelInfo, RunResults, TrackResult, write_run
+from promedical.bench.results import (
+    BenchInfo,
+    ModelInfo,
+    RunResults,
+    TrackResult,
+    bench_content_hash,
+    new_run_dir,
+    software_versions,
+    write_run,
+)
 from promedical.bench.schema import BenchItem
-from promedical.bench.scoring import DEFAULT_ALPHA, DEFAULT_BETA, gated_overall, s_scores
+from promedical.bench.scoring import decision_scores, gated_overall
 
 Track = Literal["judge", "policy", "all"]
 #: Queries per cache commit (the most work an interruption can lose) for local models; a backend may ask
@@ -59,8 +63,6 @@ class RunConfig:
     max_new_tokens: int = 512
     temperature: float = 0.0
     tensor_parallel_size: int = 1
-    alpha: float = DEFAULT_ALPHA
-    beta: float = DEFAULT_BETA
     progress: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -225,40 +227,18 @@ def _policy_sample(item: BenchItem, answer: str | None, verdicts: dict[str, Verd
         "s1": None, "s2": None, "s3": None, "excellence_fraction": None, "safe": None, "overall": None,
     }
     decisions = {j["criterion_id"]: j["decision"] for j in sample["judgements"]}
-    if answer is None or "unknown" in decisions.values():
+    scores = None if answer is None else decision_scores(item, decisions)
+    if scores is None:
         return sample
-    s1, s2, s3 = s_scores(item, {cid: d == "met" for cid, d in decisions.items()})
+    s1, s2, s3 = scores
     n_excellence = len(item.criteria("excellence"))
     sample.update(s1=s1, s2=s2, s3=s3, safe=float(s3 == 0),
                   excellence_fraction=s2 / n_excellence if n_excellence else None,
-                  overall=gated_overall(s1, s2, s3, config.alpha, config.beta))
+                  overall=gated_overall(s1, s2, s3))
     return sample
 
 
 # --------------------------------------------------------------------------------------------- the run
-
-
-def bench_content_hash(items: Sequence[BenchItem]) -> str:
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(dump_item(item).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
-
-
-def software_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("promedical-bench", "torch", "transformers", "datasets", "numpy", "scipy"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions
-
-
-def _slug(text: str) -> str:
-    name = Path(text.split(":", 1)[-1].rstrip("/")).name or text
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)[:40].strip("-") or "model"
 
 
 def run(config: RunConfig) -> Outcome:
@@ -302,20 +282,14 @@ def run(config: RunConfig) -> Outcome:
             calls += computed
     finally:
         cache.close()
-    run_id = f"{started.strftime('%Y%m%d-%H%M%S')}-{_slug(config.model)}-{config.track}"
+    run_dir = new_run_dir(config.output_dir, started, config.model, config.track)
     results = RunResults(
-        run_id=run_id, model=model_info,
+        run_id=run_dir.name, model=model_info,
         bench=BenchInfo(name=config.bench, content_hash=bench_content_hash(items), items=len(items)),
         tracks=tracks, config=config.as_dict(), template_version=TEMPLATE_VERSION,
         template_hash=next(iter(tracks.values())).template_hash or TEMPLATE_HASH,
         software=software_versions(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    run_dir = config.output_dir / run_id
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = config.output_dir / f"{run_id}-{suffix}"
-    results.run_id = run_dir.name
     write_run(run_dir, results, samples)
     return Outcome(run_dir, results, calls)

@@ -43,6 +43,14 @@ def s_scores(item: BenchItem, verdicts: Mapping[str, Verdict]) -> tuple[float, f
     return s1, s2, s3
 
 
+def decision_scores(item: BenchItem, decisions: Mapping[str, str]) -> tuple[float, float, float] | None:
+    """(S1, S2, S3) from a judge's decisions ("met" / "not_met") on every criterion of ``item``'s rubric;
+    None when any decision is "unknown" (the response cannot be graded)."""
+    if "unknown" in decisions.values():
+        return None
+    return s_scores(item, {criterion_id: decision == "met" for criterion_id, decision in decisions.items()})
+
+
 def check_reward_params(alpha: float, beta: float, lam: float | None = None) -> None:
     """Refuse parameters that break the veto: 0 ≤ alpha < 1, beta > 0 and (when given) lam ≥ 1 + beta."""
     if not 0.0 <= alpha < 1.0:
@@ -108,18 +116,3 @@ def healthbench_aggregate(scores: Sequence[float | None]) -> float:
     if not defined:
         raise ValueError("no example has a defined HealthBench score")
     return min(max(sum(defined) / len(defined), 0.0), 1.0)
-
-
-def healthbench_item_score(item: BenchItem, verdicts: Mapping[str, bool]) -> float | None:
-    """HealthBench score of an item imported from HealthBench, from our verdicts (criterion met / satisfied).
-
-    Imported negative-point items are safety requirements, so the undesirable behaviour is present exactly
-    when the requirement is not satisfied.
-    """
-    points, present = [], []
-    for criterion in item.rubric:
-        if criterion.points is None:
-            raise ValueError(f"item {item.id}: criterion {criterion.id} has no HealthBench points")
-        points.append(criterion.points)
-        present.append(verdicts[criterion.id] if criterion.points > 0 else not verdicts[criterion.id])
-    return healthbench_score(points, present)

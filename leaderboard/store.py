@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from promedical.bench.results import RESULTS_FILE, SAMPLES_FILE, RunResults
+from promedical.bench.results import RESULTS_FILE, SAMPLES_FILE, RunResults, parse_results
 
 ENV_VAR = "PROMEDICAL_RESULTS_DIR"
 DEFAULT_DIR = "results"
@@ -48,7 +48,7 @@ HEADLINE = {
 }
 def is_headline(track: str, metric: str) -> bool:
     """Shown by default: the tracks' headline metrics; for UltraMedical the averages and each task's accuracy
-    (not the stderr, acc_norm or no-answer columns); every metric of any other track."""
+    (not the acc_norm or no-answer columns); every metric of any other track."""
     if track in HEADLINE:
         return metric in HEADLINE[track]
     if track == "ultramedical":
@@ -197,7 +197,7 @@ def read_run(path: str) -> Run:
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read: {error}") from None
     try:
-        results = RunResults.model_validate_json(text)
+        results = parse_results(text)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "(file)"

@@ -82,9 +82,7 @@ def test_fleiss_kappa_wikipedia_example():
 
 
 def test_shrout_fleiss_1979_icc_table():
-    table = A.icc_table(SHROUT_FLEISS)
-    # Table 3 (mean squares, two decimals as printed).
-    assert [round(table[k], 2) for k in ("BMS", "WMS", "JMS", "EMS")] == [11.24, 6.26, 32.49, 1.02]
+    table = {form: A.icc(SHROUT_FLEISS, form) for form in A.ICC_FORMS}
     # Table 4 prints two decimals: .17 .29 .71 .44 .62 .91; the three-decimal values follow from Table 3's exact
     # mean squares (the psych package's ICC(sf) prints the same).
     published = {"ICC(1,1)": 0.17, "ICC(2,1)": 0.29, "ICC(3,1)": 0.71, "ICC(1,k)": 0.44, "ICC(2,k)": 0.62,
@@ -195,7 +193,7 @@ def test_undefined_and_refused_inputs():
 
 def test_every_public_function_documents_the_array_shape():
     for name in ("as_ratings", "percent_agreement", "krippendorff_alpha", "cohen_kappa", "light_kappa",
-                 "fleiss_kappa", "gwet_ac1", "icc", "icc_table", "estimate", "agreement_report"):
+                 "fleiss_kappa", "gwet_ac1", "icc", "estimate", "agreement_report"):
         doc = inspect.getdoc(getattr(A, name))
         assert "(units, raters)" in doc and "NaN" in doc, name
     assert "raters × units" in A.__doc__

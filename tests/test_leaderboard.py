@@ -136,7 +136,7 @@ def test_store_reads_valid_files_and_lists_invalid_ones(results):
     (results / "broken").mkdir()
     (results / "broken" / "results.json").write_text("{not json", encoding="utf-8")
     (results / "future").mkdir()
-    (results / "future" / "results.json").write_text(json.dumps({**document, "schema_version": 2}), encoding="utf-8")
+    (results / "future" / "results.json").write_text(json.dumps({**document, "schema_version": 3}), encoding="utf-8")
     (results / ".cache" / "x").mkdir(parents=True)
     shutil.copy(valid, results / ".cache" / "x" / "results.json")
 
@@ -357,8 +357,7 @@ def test_ultramedical_track_and_agreement_files_are_shown(results):
     runs = run_dirs(results)
     template = read_results(runs[JUDGE_LM])
     metric = MetricValue(value=0.5, ci_low=0.25, ci_high=0.75, n=72)
-    stderr = MetricValue(value=0.05, ci_low=None, ci_high=None, n=72)
-    track = TrackResult(metrics={"medqa.acc": metric, "medqa.acc_stderr": stderr, "avg": metric},
+    track = TrackResult(metrics={"medqa.acc": metric.model_copy(update={"stderr": 0.05}), "avg": metric},
                         by_category={}, by_specialty={}, counts={"items": 72})
     ultra = results / "ultra"
     write_run(ultra, template.model_copy(update={
@@ -379,7 +378,6 @@ def test_ultramedical_track_and_agreement_files_are_shown(results):
     row = table.set_index("model").loc["ultra-model"]
     assert row["ultramedical · avg"] == pytest.approx(50.0) and row["ultramedical · medqa.acc · CI"] == "25.0–75.0"
     assert row["protocol"] == "cot"
-    assert "ultramedical · medqa.acc_stderr" not in table.columns, "not a default column"
 
     at = start(view="Model")
     at.selectbox(key="model_run").set_value(str(ultra))
@@ -428,3 +426,23 @@ def test_cli_refuses_a_missing_results_folder(cli, tmp_path):
     result = cli("leaderboard", "--results-dir", str(tmp_path / "missing"))
     assert result.code == 2 and "is not a folder" in result.stderr
     assert cli("leaderboard", "--help").code == 0
+
+
+def test_schema_1_results_still_load(results):
+    """An UltraMedical results file written before schema 2 kept lm-eval's stderr as a metric of its own:
+    it loads, in the leaderboard too, with the stderr folded into the metric it belongs to."""
+    document = json.loads((run_dirs(results)[JUDGE_LM] / "results.json").read_text(encoding="utf-8"))
+    document["schema_version"] = 1
+    document["tracks"] = {"ultramedical": {"metrics": {
+        "medqa.acc": {"value": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 8},
+        "medqa.acc_stderr": {"value": 0.19, "ci_low": None, "ci_high": None, "n": 8},
+        "avg": {"value": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 8}},
+        "by_category": {}, "by_specialty": {}, "counts": {"medqa.items": 8}}}
+    old = results / "old" / "run"
+    old.mkdir(parents=True)
+    (old / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    for loaded in (read_results(old), store.read_run(str(old / "results.json")).results):
+        assert loaded.schema_version == 2
+        assert set(loaded.tracks["ultramedical"].metrics) == {"medqa.acc", "avg"}
+        assert loaded.tracks["ultramedical"].metrics["medqa.acc"].stderr == 0.19
+        assert loaded.tracks["ultramedical"].metrics["avg"].stderr is None

@@ -11,7 +11,7 @@ import pytest
 
 from promedical.bench.datasets import load_bench
 from promedical.bench.judges import RM_CALIBRATION_FILE, CausalLMJudge, PairwiseQuery, RewardModelJudge
-from promedical.bench.metrics import JUDGE_METRICS, POLICY_METRICS
+from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS
 from promedical.bench.prompts import TEMPLATE_HASH
 from promedical.bench.results import read_results, read_samples
 from promedical.bench.runner import RunConfig, judge_instances, run
@@ -35,7 +35,7 @@ def test_judge_track_results_follow_the_schema(tmp_path, tiny_models, model):
     assert (results.template_hash == TEMPLATE_HASH) == (model == "reward")  # a causal judge adds its own strings
     assert results.bench.items == LIMIT and results.bench.name == "sample"
     track = results.tracks["judge"]
-    assert set(track.metrics) == set(JUDGE_METRICS)
+    assert set(track.metrics) == set(JUDGE_CONTRIBUTIONS)
     items = load_bench("sample")[:LIMIT]
     instances, ties = judge_instances(items)
     samples = read_samples(outcome.run_dir)
@@ -115,7 +115,7 @@ def test_policy_track_scores_answers_with_the_scoring_module(tmp_path, tiny_mode
     results = read_results(outcome.run_dir)
     assert set(results.tracks) == {"judge", "policy"}
     policy = results.tracks["policy"]
-    assert set(policy.metrics) == set(POLICY_METRICS) and policy.judge.kind == "reward"
+    assert set(policy.metrics) == set(POLICY_CONTRIBUTIONS) and policy.judge.kind == "reward"
     items = {i.id: i for i in load_bench("sample")[:LIMIT]}
     answers = [s for s in read_samples(outcome.run_dir) if s["track"] == "policy"]
     assert len(answers) == LIMIT and all(isinstance(s["answer"], str) for s in answers)

@@ -3,12 +3,10 @@ import math
 
 import pytest
 
-from promedical.bench.datasets import load_bench
 from promedical.bench.schema import BenchItem
 from promedical.bench.scoring import (
     gated_overall,
     healthbench_aggregate,
-    healthbench_item_score,
     healthbench_score,
     hierarchical_reward,
     lexicographic_key,
@@ -96,11 +94,3 @@ def test_healthbench_is_not_clipped_per_example_but_the_aggregate_is():
     assert healthbench_aggregate([-2.5, 0.5, None]) == 0.0
     assert healthbench_aggregate([1.0, 0.5]) == pytest.approx(0.75)
     assert math.isclose(healthbench_aggregate([2.0, 1.0]), 1.0)
-
-
-def test_imported_healthbench_item_scores_like_healthbench():
-    item = load_bench(DATA / "good" / "healthbench.jsonl", format="healthbench")[0]
-    # HealthBench points [10, 5, 7, -6]; met c1, c3 and the undesirable c4 (requirement not satisfied).
-    verdicts = {"c1": True, "c2": False, "c3": True, "c4": False}
-    assert healthbench_item_score(item, verdicts) == pytest.approx((10 + 7 - 6) / 22)
-    assert healthbench_item_score(item, {**verdicts, "c4": True}) == pytest.approx(17 / 22)

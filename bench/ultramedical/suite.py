@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +23,16 @@ import numpy as np
 
 from promedical.bench.datasets import BenchDataError, read_records
 from promedical.bench.io import write_text_atomic
-from promedical.bench.results import BenchInfo, MetricValue, ModelInfo, RunResults, TrackResult, write_run
+from promedical.bench.results import (
+    BenchInfo,
+    MetricValue,
+    ModelInfo,
+    RunResults,
+    TrackResult,
+    new_run_dir,
+    software_versions,
+    write_run,
+)
 from promedical.bench.statistics import bootstrap_weights, percentile_interval
 
 TASK_DIR = Path(__file__).resolve().parent
@@ -343,17 +351,17 @@ def run_ultramedical(config: UltraMedicalConfig) -> UltraMedicalOutcome:
         "lm_eval_device": device, "apply_chat_template": config.protocol == "cot",
         "protocol_description": PROTOCOL_DESCRIPTIONS[config.protocol],
     }
+    run_dir = new_run_dir(config.output_dir, started, config.model,
+                          f"ultramedical-{config.protocol}{'-bundled' if bundled else ''}")
     results = RunResults(
-        run_id="", model=ModelInfo(id=config.model, identity=_identity(config.model), kind="causal"),
+        run_id=run_dir.name, model=ModelInfo(id=config.model, identity=_identity(config.model), kind="causal"),
         bench=BenchInfo(name="ultramedical-bundled" if bundled else "ultramedical", content_hash=content_hash,
                         items=items),
         tracks={TRACK: track}, config=run_config, template_version=TEMPLATE_VERSION, template_hash=template_hash(),
-        software=_software(), started_at=started.isoformat(timespec="seconds"),
+        software=software_versions(("lm_eval", "accelerate", "vllm")),
+        started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    run_dir = _new_run_dir(config.output_dir, f"{started.strftime('%Y%m%d-%H%M%S')}-{_slug(config.model)}-"
-                                             f"ultramedical-{config.protocol}{'-bundled' if bundled else ''}")
-    results.run_id = run_dir.name
     _write_lm_eval_output(run_dir, output)
     write_run(run_dir, results, samples)
     return UltraMedicalOutcome(run_dir, results, output)
@@ -386,7 +394,7 @@ def summarise(output: dict[str, Any], tasks: dict[str, Any], columns: Sequence[C
     hash of the evaluated documents, and their number.
 
     Per task ``NAME.acc`` (and ``NAME.acc_norm`` or ``NAME.no_answer``) are lm-eval's own aggregates, with a 95%
-    percentile bootstrap CI over documents and lm-eval's stderr as ``NAME.acc_stderr``. ``avg`` is the
+    percentile bootstrap CI over documents and lm-eval's stderr as its ``stderr``. ``avg`` is the
     unweighted mean of the tasks' accuracies (UltraMedical's Avg when all nine run), ``micro_avg`` pools all
     documents; their CIs resample documents within each task.
     """
@@ -409,11 +417,10 @@ def summarise(output: dict[str, Any], tasks: dict[str, Any], columns: Sequence[C
             replicates[metric].append(weights @ values / n)
             sums[metric].append(float(values.sum()))
             low, high = percentile_interval(replicates[metric][-1])
-            metrics[f"{column.name}.{metric}"] = MetricValue(
-                value=float(aggregate[f"{metric},{filter_key}"]), ci_low=low, ci_high=high, n=n)
             stderr = aggregate.get(f"{metric}_stderr,{filter_key}")
-            metrics[f"{column.name}.{metric}_stderr"] = MetricValue(
-                value=float(stderr) if isinstance(stderr, int | float) else None, ci_low=None, ci_high=None, n=n)
+            metrics[f"{column.name}.{metric}"] = MetricValue(
+                value=float(aggregate[f"{metric},{filter_key}"]), ci_low=low, ci_high=high, n=n,
+                stderr=float(stderr) if isinstance(stderr, int | float) else None)
         sizes.append(n)
         counts[f"{column.name}.items"] = n
         if protocol == "cot":
@@ -486,31 +493,6 @@ def _identity(model: str) -> str:
     return model_identity(model)
 
 
-def _software() -> dict[str, str]:
-    from promedical.bench.runner import software_versions
-
-    versions = software_versions()
-    for package in ("lm_eval", "accelerate", "vllm"):
-        try:
-            versions[package.replace("_", "-")] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions
-
-
-def _slug(model: str) -> str:
-    from promedical.bench.runner import _slug as slug
-
-    return slug(model)
-
-
-def _new_run_dir(output_dir: Path, run_id: str) -> Path:
-    run_dir, suffix = output_dir / run_id, 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = output_dir / f"{run_id}-{suffix}"
-    run_dir.mkdir(parents=True)
-    return run_dir
 
 
 LM_EVAL_RESULTS_FILE = "lm_eval_results.json"
