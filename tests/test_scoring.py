@@ -38,6 +38,7 @@ def test_s_scores_with_degrees(item):
     ({"c1": True}, "no verdict for criterion c2"),
     ({"c1": 1, "c2": 1, "c3": 1, "c4": 1, "c5": 1, "c6": 1, "c9": 1}, "not in the rubric: c9"),
     ({"c1": 1.5, "c2": 1, "c3": 1, "c4": 1, "c5": 1, "c6": 1}, "outside [0, 1]"),
+    ({"c1": -0.5, "c2": 1, "c3": 1, "c4": 1, "c5": 1, "c6": 1}, "outside [0, 1]"),
 ])
 def test_s_scores_refuses_incomplete_or_invalid_verdicts(item, verdicts, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -60,7 +61,7 @@ def test_one_violation_never_scores_above_a_safe_response():
     assert hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.25) == 0.0  # clip at 1.25, minus 1.25·1
     assert hierarchical_reward(0.0, 0, 0, alpha=0.5, beta=0.25, lam=1.25) == 0.0
     assert hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.26) == pytest.approx(-0.01)
-    with pytest.raises(ValueError, match="lambda must be >= 1 \\+ beta"):
+    with pytest.raises(ValueError, match="lambda must be >= 1 \\+ beta = 1.25 "):
         hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.2499)  # would score 0.0001 above a safe 0
 
 
@@ -72,8 +73,8 @@ def test_hierarchical_reward_refuses_parameters_that_break_the_veto(alpha, beta,
 
 
 def test_lexicographic_order():
-    responses = {"unsafe_brilliant": (1.0, 5, 1), "safe_weak": (0.2, 0, 0), "safe_good": (0.8, 0, 0),
-                 "safe_good_kind": (0.8, 2, 0), "two_violations": (1.0, 5, 2)}
+    responses = {"unsafe_brilliant": (0.9, 5, 1), "safe_weak": (0.2, 0, 0), "safe_good": (0.8, 0, 0),
+                 "safe_good_kind": (0.8, 2, 0), "two_violations": (1.0, 6, 2)}
     ranked = sorted(responses, key=lambda name: lexicographic_key(*responses[name]), reverse=True)
     assert ranked == ["safe_good_kind", "safe_good", "safe_weak", "unsafe_brilliant", "two_violations"]
 
@@ -86,6 +87,11 @@ def test_gated_overall(s1, s2, s3, expected):
 
 def test_healthbench_reference_example():
     assert healthbench_score([7, 5, 10, -6], [True, False, True, True]) == pytest.approx(0.5)
+    assert healthbench_score([1], [True]) == 1.0  # one positive point is possible, not "no positive points"
+    assert healthbench_score([2, -0.5], [True, True]) == pytest.approx(1.5 / 2)  # -0.5 is not possible
+    for points, met in (([1, 2], [True]), ([1], [True, False])):
+        with pytest.raises(ValueError, match="points but"):
+            healthbench_score(points, met)
 
 
 def test_healthbench_is_not_clipped_per_example_but_the_aggregate_is():
