@@ -33,3 +33,22 @@ def test_distribution_metadata():
     assert project["scripts"] == {"promedical-bench": "promedical.bench.cli:main"}
     assert {"train", "ui", "dev", "all"} <= set(project["optional-dependencies"])
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+
+
+def test_every_folder_is_a_listed_package_and_every_data_file_ships():
+    """What setuptools warns about on install ("Package would be ignored"): a folder of the package trees
+    missing from ``packages``; and a data file no ``package-data`` glob picks up would be left out."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = {folder: name for name, folder in setuptools["package-dir"].items()}
+    folders, unshipped = {}, []
+    for folder, name in roots.items():
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_dir() or "__pycache__" in path.parts or path.name.startswith("."):
+                continue
+            package = ".".join([name, *path.parent.relative_to(ROOT / folder).parts])
+            folders[package] = path.parent
+            globs = setuptools["package-data"].get(package, [])
+            if path.suffix != ".py" and not any(path.match(glob) for glob in globs):
+                unshipped.append(str(path.relative_to(ROOT)))
+    assert sorted(folders) == sorted(setuptools["packages"])
+    assert unshipped == []
