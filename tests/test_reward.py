@@ -5,7 +5,8 @@ import pytest
 
 from promedical.alignment.reward import VetoReward, completion_text
 from promedical.bench.datasets import load_bench
-from promedical.bench.judges import RewardModelJudge, Verdict
+from promedical.bench.judging import Verdict
+from promedical.bench.models.reward import RewardModelJudge
 from promedical.bench.scoring import hierarchical_reward
 
 RUBRIC = [{"id": "p1", "type": "proficiency", "text": "Names the diagnosis.", "weight": 0.5},
@@ -133,7 +134,7 @@ def test_reward_callable_scores_completions_with_a_real_reward_model(tiny_models
     assert len(rewards) == 6 and all(isinstance(r, float) for r in rewards)
     assert {"veto/s1_mean", "veto/s3_mean", "veto/violation_rate"} <= set(logged)
     # The same decisions through the judge directly give the same reward.
-    from promedical.bench.judges import PointwiseQuery
+    from promedical.bench.judging import PointwiseQuery
     from promedical.bench.scoring import s_scores
 
     item, text = items[0], items[0].responses[1].text
@@ -150,7 +151,7 @@ def test_world_judge_reward_reads_the_prompt_columns_grpo_gets():
     the reward is the hierarchical reward of the true labels; items it cannot grade get None."""
     from promedical.alignment.grpo import prompt_dataset
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.judges import build_judge
+    from promedical.bench.models.registry import build_judge
     from promedical.bench.scoring import s_scores
 
     items = synthesize(12, seed=2) + load_bench("sample")[:1]
