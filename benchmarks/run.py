@@ -810,11 +810,11 @@ def bench_grpo(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
 
         def __call__(self, prompts, completions, rubric, **kwargs):
             memo = getattr(self.judge, "_memory", {})
-            before = len(memo)
+            before = set(memo)  # keys, not a count: the memo is bounded, so once full it stops growing
             start = time.perf_counter()
             rewards = super().__call__(prompts, completions, rubric, **kwargs)
             calls.append({"start": start, "seconds": time.perf_counter() - start, "completions": len(completions),
-                          "queries": sum(len(r) for r in rubric), "new_rewards_computed": len(memo) - before})
+                          "queries": sum(len(r) for r in rubric), "new_rewards_computed": len(set(memo) - before)})
             return rewards
 
     class StepTimer(TrainerCallback):

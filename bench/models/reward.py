@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -103,7 +104,9 @@ class RewardModelJudge:
                            else read_rm_calibration(path_or_id))
         thresholds = ",".join(f"{kind}={value}" for kind, value in sorted(self.thresholds.items()))
         self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}|t={thresholds}"
-        self._memory: dict[str, float] = {}
+        #: Rewards by rendered input, least recently used first; at most ``memo_size`` of them.
+        self._memory: OrderedDict[str, float] = OrderedDict()
+        self.memo_size = REWARD_MEMO_SIZE
 
     @cached_property
     def tokenizer(self):
@@ -126,12 +129,17 @@ class RewardModelJudge:
 
     def rewards(self, texts: Sequence[str]) -> list[float]:
         """r(x, c, y) for rendered pointwise inputs, tokenised once and batched by token count (least padding).
-        Rewards are remembered per input, so pairwise verdicts reuse the pointwise ones instead of recomputing
-        them."""
+        The last ``memo_size`` rewards are remembered per input (least recently used first out), so pairwise
+        verdicts reuse the pointwise ones instead of recomputing them."""
         import torch
 
+        known: dict[str, float] = {}
+        for text in texts:
+            if text in self._memory:
+                self._memory.move_to_end(text)
+                known[text] = self._memory[text]
         limit = reward_max_length(self.tokenizer, self.model.config)
-        todo = sorted(({t: reward_input_ids(self.tokenizer, t, limit) for t in texts if t not in self._memory}
+        todo = sorted(({t: reward_input_ids(self.tokenizer, t, limit) for t in texts if t not in known}
                        ).items(), key=lambda entry: len(entry[1]))
 
         def forward(chunk: list[tuple[str, list[int]]]) -> list[float]:
@@ -141,8 +149,11 @@ class RewardModelJudge:
                 return self.model(**encoded).logits[:, 0].float().tolist()
 
         rewards = run_batched(forward, todo, self.options.batch_size)
-        self._memory.update(zip((text for text, _ in todo), rewards, strict=True))
-        return [self._memory[t] for t in texts]
+        for (text, _), reward in zip(todo, rewards, strict=True):
+            known[text] = self._memory[text] = reward
+            if len(self._memory) > self.memo_size:
+                self._memory.popitem(last=False)
+        return [known[t] for t in texts]
 
     def pointwise(self, queries: Sequence[PointwiseQuery]) -> list[Verdict]:
         verdicts = []
