@@ -16,7 +16,8 @@ from typing import Any
 
 from promedical.alignment.config import GRPORecipe, SFTRecipe, resolve_data, resolve_model_source
 from promedical.alignment.reward import VetoReward
-from promedical.bench.judges import ModelOptions, build_judge
+from promedical.bench.models.loading import ModelOptions
+from promedical.bench.models.registry import build_judge
 from promedical.bench.schema import BenchItem
 
 

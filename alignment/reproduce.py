@@ -23,7 +23,7 @@ from typing import Any
 from promedical.alignment.config import load_recipe, recipe_path, resolve_data
 from promedical.bench.compare import compare_runs
 from promedical.bench.io import write_jsonl_atomic, write_text_atomic
-from promedical.bench.judges import RM_CALIBRATION_FILE
+from promedical.bench.models.reward import RM_CALIBRATION_FILE
 from promedical.bench.runner import RunConfig, run
 
 #: The paper's headline gains of ProMedical-RM (Qwen3) over untrained Qwen3-8B as a judge, in points.

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from promedical.bench.judges import Judge, PointwiseQuery
+from promedical.bench.judging import Judge, PointwiseQuery
 from promedical.bench.schema import BenchItem, Criterion
 from promedical.bench.scoring import (
     DEFAULT_ALPHA,

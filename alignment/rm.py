@@ -3,7 +3,7 @@
 The reward model scores r(x, c, y) for ONE criterion c at a time. A response pair with K labelled criteria
 yields K training instances, trained with the Bradley–Terry loss −log σ(r(x,c,y_w) − r(x,c,y_l)) by TRL's
 ``RewardTrainer``. Inputs are the judge track's own rendering (``bench.prompts.render_pointwise``) encoded
-by ``bench.judges.reward_input_ids``, so the trained model is judged on exactly what it learned from.
+by ``bench.models.reward.reward_input_ids``, so the trained model is judged on exactly what it learned from.
 After training, the pointwise thresholds on σ(r), one per criterion type, are calibrated on the recipe's
 calibration items (or a held-out dev split of the training items) and saved with the template hash in
 ``promedical_rm.json``, which ``run`` reads.
@@ -25,9 +25,9 @@ import numpy as np
 from promedical.alignment.config import RewardModelRecipe, resolve_data, resolve_model_source
 from promedical.bench.instances import labelled_instances
 from promedical.bench.io import write_text_atomic
-from promedical.bench.judges import (
+from promedical.bench.judging import PointwiseQuery
+from promedical.bench.models.reward import (
     RM_CALIBRATION_FILE,
-    PointwiseQuery,
     RewardModelJudge,
     reward_input_ids,
     reward_max_length,

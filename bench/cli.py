@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 
-from promedical.bench.api import ApiError
 from promedical.bench.cli_options import BatchSize
 from promedical.bench.data.synthetic import P_VIOLATION, SPLITS
 from promedical.bench.datasets import FORMATS, BenchDataError, load_bench
 from promedical.bench.io import write_jsonl_atomic
-from promedical.bench.judges import JudgeError
+from promedical.bench.judging import JudgeError
+from promedical.bench.models.api import ApiError
 from promedical.bench.summary import bench_stats, format_stats
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2

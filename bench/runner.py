@@ -20,10 +20,12 @@ from tqdm import tqdm
 
 from promedical.bench.cache import Cache, cache_key
 from promedical.bench.datasets import BenchDataError, load_bench
-from promedical.bench.generation import Decoding, Generator, build_generator, conversation
+from promedical.bench.generating import Decoding, Generator, conversation
 from promedical.bench.instances import labelled_instances
-from promedical.bench.judges import Judge, ModelOptions, PairwiseQuery, PointwiseQuery, Verdict, build_judge
+from promedical.bench.judging import Judge, PairwiseQuery, PointwiseQuery, Verdict
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, judge_counts, with_breakdowns
+from promedical.bench.models.loading import ModelOptions
+from promedical.bench.models.registry import build_generator, build_judge
 from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION
 from promedical.bench.results import (
     BenchInfo,

@@ -243,7 +243,8 @@ def bench_judge(model_path: Path, size: dict[str, Any]) -> dict[str, Any]:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from promedical.bench.judges import CausalLMJudge, ModelOptions
+    from promedical.bench.models.causal import CausalLMJudge
+    from promedical.bench.models.loading import ModelOptions
 
     n, batch, reps = size["judge_n"], size["judge_batch"], size["reps"]
     queries = pointwise_queries(n)
@@ -380,8 +381,9 @@ def bench_generate(model_path: Path, size: dict[str, Any]) -> dict[str, Any]:
     from lm_eval.models.huggingface import HFLM
 
     from promedical.bench.datasets import load_bench
-    from promedical.bench.generation import Decoding, HFGenerator
-    from promedical.bench.judges import ModelOptions
+    from promedical.bench.generating import Decoding
+    from promedical.bench.models.hf import HFGenerator
+    from promedical.bench.models.loading import ModelOptions
 
     n, batch, tokens, reps = size["gen_n"], size["gen_batch"], size["gen_tokens"], size["reps"]
     items = load_bench("sample")
@@ -480,7 +482,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def bench_api(size: dict[str, Any]) -> dict[str, Any]:
-    from promedical.bench.api import OpenAIJudge
+    from promedical.bench.models.api import OpenAIJudge
 
     try:
         from tests.openai_server import OpenAIServer
@@ -644,7 +646,7 @@ def rm_queries(n_items: int, seed: int = 0) -> list:
     """Every criterion x every response of ``n_items`` synthetic training items, in VetoReward's order (per
     item, per response, every criterion of the item's rubric)."""
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.judges import PointwiseQuery
+    from promedical.bench.judging import PointwiseQuery
 
     return [PointwiseQuery(item, criterion, response.text) for item in synthesize(n_items, seed=seed, split="train")
             for response in item.responses for criterion in item.rubric]
@@ -655,7 +657,7 @@ def one_by_one_rewards(model, tokenizer, queries: list, limit: int) -> list[floa
     ``reward_input_ids`` encoding as the judge."""
     import torch
 
-    from promedical.bench.judges import reward_input_ids
+    from promedical.bench.models.reward import reward_input_ids
 
     rewards = []
     with torch.inference_mode():
@@ -666,7 +668,8 @@ def one_by_one_rewards(model, tokenizer, queries: list, limit: int) -> list[floa
 
 
 def rm_case(path: Path, name: str, n_items: int, batch: int, reps: int) -> dict[str, Any]:
-    from promedical.bench.judges import ModelOptions, RewardModelJudge, reward_input_ids, reward_max_length
+    from promedical.bench.models.loading import ModelOptions
+    from promedical.bench.models.reward import RewardModelJudge, reward_input_ids, reward_max_length
 
     queries = rm_queries(n_items)
     options = ModelOptions(device="cpu", batch_size=batch)
@@ -784,7 +787,8 @@ def bench_grpo(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
     from promedical.alignment.config import load_recipe, resolve_data, resolve_model_source
     from promedical.alignment.grpo import _tokenizer, prompt_dataset
     from promedical.alignment.reward import VetoReward
-    from promedical.bench.judges import ModelOptions, build_judge
+    from promedical.bench.models.loading import ModelOptions
+    from promedical.bench.models.registry import build_judge
     from promedical.bench.tiny import build_tiny_model
 
     steps = size["grpo_steps"]
@@ -806,11 +810,11 @@ def bench_grpo(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
 
         def __call__(self, prompts, completions, rubric, **kwargs):
             memo = getattr(self.judge, "_memory", {})
-            before = len(memo)
+            before = set(memo)  # keys, not a count: the memo is bounded, so once full it stops growing
             start = time.perf_counter()
             rewards = super().__call__(prompts, completions, rubric, **kwargs)
             calls.append({"start": start, "seconds": time.perf_counter() - start, "completions": len(completions),
-                          "queries": sum(len(r) for r in rubric), "new_rewards_computed": len(memo) - before})
+                          "queries": sum(len(r) for r in rubric), "new_rewards_computed": len(set(memo) - before)})
             return rewards
 
     class StepTimer(TrainerCallback):

@@ -8,7 +8,9 @@ import time
 import httpx
 import pytest
 
-from promedical.bench.api import (
+from promedical.bench.datasets import load_bench
+from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict
+from promedical.bench.models.api import (
     PAIRWISE_SYSTEM,
     POINTWISE_SYSTEM,
     ApiError,
@@ -22,8 +24,7 @@ from promedical.bench.api import (
     parse_pairwise,
     parse_pointwise,
 )
-from promedical.bench.datasets import load_bench
-from promedical.bench.judges import PairwiseQuery, PointwiseQuery, Verdict, build_judge
+from promedical.bench.models.registry import build_judge
 from promedical.bench.schema import BenchItem
 from tests.openai_server import FAULTS, OpenAIServer, Policy, deterministic_answer, request_key
 

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from promedical.bench.datasets import BenchDataError, load_bench
-from promedical.bench.judges import CausalLMJudge, PairwiseQuery, PointwiseQuery
+from promedical.bench.judging import PairwiseQuery, PointwiseQuery
+from promedical.bench.models.causal import CausalLMJudge
+from promedical.bench.models.table import TableJudge
 from promedical.bench.prompts import render_pairwise, render_pointwise
-from promedical.bench.table import TableJudge
 from tests.conftest import DATA
 
 

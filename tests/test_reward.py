@@ -5,7 +5,8 @@ import pytest
 
 from promedical.alignment.reward import VetoReward, completion_text
 from promedical.bench.datasets import load_bench
-from promedical.bench.judges import RewardModelJudge, Verdict
+from promedical.bench.judging import Verdict
+from promedical.bench.models.reward import RewardModelJudge
 from promedical.bench.scoring import hierarchical_reward
 
 RUBRIC = [{"id": "p1", "type": "proficiency", "text": "Names the diagnosis.", "weight": 0.5},
@@ -133,7 +134,7 @@ def test_reward_callable_scores_completions_with_a_real_reward_model(tiny_models
     assert len(rewards) == 6 and all(isinstance(r, float) for r in rewards)
     assert {"veto/s1_mean", "veto/s3_mean", "veto/violation_rate"} <= set(logged)
     # The same decisions through the judge directly give the same reward.
-    from promedical.bench.judges import PointwiseQuery
+    from promedical.bench.judging import PointwiseQuery
     from promedical.bench.scoring import s_scores
 
     item, text = items[0], items[0].responses[1].text
@@ -145,12 +146,31 @@ def test_reward_callable_scores_completions_with_a_real_reward_model(tiny_models
     assert reward.__name__ == "promedical_veto_reward"  # TRL names the reward by the instance's __name__
 
 
+def test_the_reward_memo_never_exceeds_its_size_and_drops_the_least_recently_used(tiny_models):
+    """GRPO asks for new completions at every step, so the judge's memo of rewards is bounded: never more than
+    ``memo_size`` entries, even after one call with more inputs than that (whose rewards are still all right),
+    and an input used again outlives older ones."""
+    from promedical.bench.models.reward import REWARD_MEMO_SIZE
+
+    texts = [f"input number {i}" for i in range(5)]
+    reference = RewardModelJudge(str(tiny_models["reward"])).rewards(texts)
+    judge = RewardModelJudge(str(tiny_models["reward"]))
+    assert judge.memo_size == REWARD_MEMO_SIZE
+    judge.memo_size = 3
+    assert judge.rewards(texts) == pytest.approx(reference, abs=1e-6)
+    assert len(judge._memory) == 3
+    oldest, second, _ = judge._memory
+    assert judge.rewards([oldest]) == pytest.approx([reference[texts.index(oldest)]], abs=1e-6)  # used again
+    judge.rewards(["one more input"])
+    assert len(judge._memory) == 3 and oldest in judge._memory and second not in judge._memory
+
+
 def test_world_judge_reward_reads_the_prompt_columns_grpo_gets():
     """The GRPO dataset's columns carry what the exact ``world`` judge needs (the item's source), so with it
     the reward is the hierarchical reward of the true labels; items it cannot grade get None."""
     from promedical.alignment.grpo import prompt_dataset
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.judges import build_judge
+    from promedical.bench.models.registry import build_judge
     from promedical.bench.scoring import s_scores
 
     items = synthesize(12, seed=2) + load_bench("sample")[:1]

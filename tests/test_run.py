@@ -10,8 +10,10 @@ import time
 import pytest
 
 from promedical.bench.datasets import load_bench
-from promedical.bench.judges import RM_CALIBRATION_FILE, CausalLMJudge, PairwiseQuery, RewardModelJudge
+from promedical.bench.judging import PairwiseQuery
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS
+from promedical.bench.models.causal import CausalLMJudge
+from promedical.bench.models.reward import RM_CALIBRATION_FILE, RewardModelJudge
 from promedical.bench.prompts import TEMPLATE_HASH
 from promedical.bench.results import read_results, read_samples
 from promedical.bench.runner import RunConfig, judge_instances, run
@@ -81,7 +83,7 @@ def test_reward_model_threshold_comes_from_its_calibration_file(tmp_path, tiny_m
 
     model = shutil.copytree(tiny_models["reward"], tmp_path / "rm")
     item = load_bench("sample")[0]
-    from promedical.bench.judges import PointwiseQuery
+    from promedical.bench.judging import PointwiseQuery
 
     queries = [PointwiseQuery(item, c, r.text) for c in item.rubric for r in item.responses]
     with caplog.at_level("WARNING"):
@@ -226,7 +228,7 @@ def _minilm_reward_model(path):
 
 def test_reward_does_not_depend_on_batch_padding(tmp_path, tiny_models):
     item = load_bench("sample")[0]
-    from promedical.bench.judges import PointwiseQuery
+    from promedical.bench.judging import PointwiseQuery
 
     short = PointwiseQuery(item, item.rubric[0], "Yes.")
     long = PointwiseQuery(item, item.rubric[0], item.responses[0].text * 3)
@@ -240,7 +242,7 @@ def test_reward_does_not_depend_on_batch_padding(tmp_path, tiny_models):
 def test_long_reward_inputs_keep_their_end_and_special_tokens(tmp_path):
     from transformers import AutoTokenizer
 
-    from promedical.bench.judges import reward_input_ids
+    from promedical.bench.models.reward import reward_input_ids
 
     tokenizer = AutoTokenizer.from_pretrained(_minilm_reward_model(tmp_path / "m"))
     ids = reward_input_ids(tokenizer, "start " * 600 + "the criterion and the response", max_length=512)

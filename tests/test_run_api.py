@@ -83,7 +83,7 @@ def test_unreachable_api_is_one_line_exit_1_and_writes_nothing(cli, tmp_path, mo
 
 def test_a_changed_system_prompt_is_a_cache_miss_and_a_new_template_hash(tmp_path, monkeypatch):
     """Every string that reaches the API judge is in its template hash, and so in every cache key."""
-    import promedical.bench.api as api
+    import promedical.bench.models.api as api
 
     with OpenAIServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)

@@ -92,7 +92,8 @@ def test_labels_are_true_by_construction(world, split):
 
 def test_world_judge_gives_the_labels_and_knows_only_synthetic_items():
     from promedical.bench.datasets import load_bench
-    from promedical.bench.judges import PairwiseQuery, PointwiseQuery, build_judge
+    from promedical.bench.judging import PairwiseQuery, PointwiseQuery
+    from promedical.bench.models.registry import build_judge
 
     judge = build_judge("world")
     items = synthesize(30, seed=5)

@@ -292,7 +292,7 @@ def lm_eval_model(config: UltraMedicalConfig) -> tuple[str, dict[str, Any], str 
     """(lm-eval model type, model_args, batch_size, device) for the configured backend."""
     from lm_eval.utils import simple_parse_args_string
 
-    from promedical.bench.judges import resolve_device
+    from promedical.bench.models.loading import resolve_device
 
     extra = simple_parse_args_string(config.model_args) if config.model_args else {}
     if config.backend == "vllm":
@@ -307,7 +307,8 @@ def lm_eval_model(config: UltraMedicalConfig) -> tuple[str, dict[str, Any], str 
 
 def check_model(model: str) -> None:
     """Refuse, before any work, a model whose config cannot be read or that is not a causal LM."""
-    from promedical.bench.judges import JudgeError, detect_kind
+    from promedical.bench.judging import JudgeError
+    from promedical.bench.models.loading import detect_kind
 
     if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
         raise JudgeError(f"model {model!r}: no such folder")
@@ -488,7 +489,7 @@ def template_hash() -> str:
 
 
 def _identity(model: str) -> str:
-    from promedical.bench.judges import model_identity
+    from promedical.bench.models.loading import model_identity
 
     return model_identity(model)
 

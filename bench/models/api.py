@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from promedical.bench.judges import ApiError, PairwiseQuery, PointwiseQuery, Verdict
+from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict
 from promedical.bench.prompts import template_hash
 from promedical.bench.schema import BenchItem
 
@@ -56,6 +56,10 @@ RETRY_AFTER_STATUSES = (429, 503)
 MAX_RETRY_AFTER = 300.0
 
 T = TypeVar("T")
+
+
+class ApiError(ValueError):
+    """The API cannot be used at all (unreachable server, refused key). ``str()`` is one line."""
 
 
 class BadReply(ValueError):

@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from promedical.bench.datasets import BenchDataError
-from promedical.bench.judges import PairwiseQuery, PointwiseQuery, Verdict
+from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict
 from promedical.bench.prompts import TEMPLATE_HASH
 from promedical.bench.schema import BenchItem
 
