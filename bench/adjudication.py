@@ -141,7 +141,7 @@ def _bare(item: BenchItem) -> BenchItem:
     return item.model_copy(update={"responses": [], "labels": None})
 
 
-def _read_run(run_dir: Path):  # noqa: ANN202 - (RunResults, samples)
+def read_run(run_dir: Path):  # noqa: ANN202 - (RunResults, samples)
     if not (run_dir / RESULTS_FILE).is_file():
         raise AdjudicationError([f"{run_dir}: not a run directory (no {RESULTS_FILE})"])
     try:
@@ -200,7 +200,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> Source:
     skipped: Counter = Counter()
     runs = []
     for run_dir in map(Path, run_dirs):
-        results, samples = _read_run(run_dir)
+        results, samples = read_run(run_dir)
         model = results.model.id
         if model in models:
             raise AdjudicationError([f"{run_dir}: model {model!r} is also the model of {models[model]}; "
@@ -338,7 +338,7 @@ def _clean(text: str) -> str:
     return _ILLEGAL.sub("\ufffd", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def _canonical(text: Any) -> str:
+def canonical(text: Any) -> str:
     """What is compared and signed: line endings normalised and surrounding whitespace trimmed."""
     value = "" if text is None else str(text)
     return value.replace("\r\n", "\n").replace("\r", "\n").strip()
@@ -350,19 +350,19 @@ def _render_prompt(item: BenchItem) -> str:
     return _clean("\n\n".join(f"[{m.role}]\n{m.content}" for m in item.messages))
 
 
-def _row_mac(secret: bytes, study: str, packet: str, row_id: str, unit: str, swap: bool, cells: dict[str, str]
+def row_mac(secret: bytes, study: str, packet: str, row_id: str, unit: str, swap: bool, cells: dict[str, str]
              ) -> str:
-    message = json.dumps([study, packet, row_id, unit, swap, {k: _canonical(v) for k, v in sorted(cells.items())}],
+    message = json.dumps([study, packet, row_id, unit, swap, {k: canonical(v) for k, v in sorted(cells.items())}],
                          ensure_ascii=False, separators=(",", ":"))
     return hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _token(secret: bytes, *parts: str, length: int = 12) -> str:
+def token(secret: bytes, *parts: str, length: int = 12) -> str:
     return hmac.new(secret, "|".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()[:length]
 
 
 @dataclass
-class _Study:
+class Study:
     """The content of a key file, in memory."""
 
     kind: str
@@ -393,7 +393,7 @@ class _Study:
                 "packets": self.packets}
 
 
-def load_key(path: str | Path) -> _Study:
+def load_key(path: str | Path) -> Study:
     """Read and check a key file written by :func:`export_study` or :func:`import_study`."""
     path = Path(path)
     try:
@@ -410,8 +410,8 @@ def load_key(path: str | Path) -> _Study:
         units = {uid: Unit.from_dict(uid, u) for uid, u in data["units"].items()}
         extra = {k: v for k, v in data.items() if k not in {"format", "version", "kind", "study_id", "secret", "items",
                                                            "responses", "display", "units", "packets"}}
-        return _Study(data["kind"], data["study_id"], bytes.fromhex(data["secret"]), data["items"], data["responses"],
-                      data["display"], units, data["packets"], extra)
+        return Study(data["kind"], data["study_id"], bytes.fromhex(data["secret"]), data["items"], data["responses"],
+                     data["display"], units, data["packets"], extra)
     except (KeyError, TypeError, ValueError) as error:
         raise AdjudicationError([f"{path}: incomplete key file ({type(error).__name__}: {error})"]) from None
 
@@ -508,7 +508,7 @@ def packet_csv(rows: Sequence[dict[str, str]], columns: Sequence[str]) -> str:
     return "\ufeff" + buffer.getvalue()
 
 
-def _stage(output_dir: Path) -> Path:
+def stage(output_dir: Path) -> Path:
     """A fresh staging folder beside ``output_dir``; refuses an ``output_dir`` that holds anything."""
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise AdjudicationError([f"{output_dir}: already exists and is not empty; choose a new folder "
@@ -521,9 +521,9 @@ def _stage(output_dir: Path) -> Path:
     return staging
 
 
-def _publish(staging: Path, output_dir: Path) -> None:
+def publish(staging: Path, output_dir: Path) -> None:
     if output_dir.exists():
-        output_dir.rmdir()  # empty, checked by _stage
+        output_dir.rmdir()  # empty, checked by stage
     os.replace(staging, output_dir)
 
 
@@ -633,14 +633,14 @@ def export_study(source: Source, output_dir: str | Path, raters: int, *, overlap
     study_id = secrets.token_hex(3)
     secret = secrets.token_bytes(32)
     assignment = assign_raters(len(units), raters, overlap, rng)
-    study = _Study("ratings", study_id, secret,
-                   items={i: json.loads(dump_item(source.items[i])) for i in used_items},
-                   responses={i: {r.id: {"text": r.text, "model": r.model, "run_id": r.run_id}
-                                  for r in source.responses[i] if r.id in used_responses[i]} for i in used_items},
-                   display=display, units={u.id: u for u in units}, packets={},
-                   extra={"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": seed,
-                          "overlap": overlap, "raters": names, "source": source.description,
-                          "warnings": warnings})
+    study = Study("ratings", study_id, secret,
+                  items={i: json.loads(dump_item(source.items[i])) for i in used_items},
+                  responses={i: {r.id: {"text": r.text, "model": r.model, "run_id": r.run_id}
+                                 for r in source.responses[i] if r.id in used_responses[i]} for i in used_items},
+                  display=display, units={u.id: u for u in units}, packets={},
+                  extra={"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": seed,
+                         "overlap": overlap, "raters": names, "source": source.description,
+                         "warnings": warnings})
     per_rater: list[list[int]] = [[] for _ in range(raters)]
     for index, chosen in enumerate(assignment):
         for r in chosen:
@@ -652,17 +652,17 @@ def export_study(source: Source, output_dir: str | Path, raters: int, *, overlap
         for index in rng.permutation(per_rater[r]):
             unit = units[int(index)]
             swap = bool(unit.task == "pairwise" and rng.random() < 0.5)
-            row_id = _token(secret, "row", packet_id, unit.id)
+            row_id = token(secret, "row", packet_id, unit.id)
             cells = study.cells(unit, swap)
             key_rows[row_id] = {"unit": unit.id, "swap": swap,
-                                "hmac": _row_mac(secret, study_id, packet_id, row_id, unit.id, swap, cells)}
+                                "hmac": row_mac(secret, study_id, packet_id, row_id, unit.id, swap, cells)}
             rows.append({"packet_id": packet_id, "row_id": row_id, **cells, "rating": "", "comment": ""})
         if len(key_rows) != len(rows):
             raise AssertionError("row id collision")  # 48-bit tokens: practically impossible
         study.packets[packet_id] = {"rater": name, "file": name, "rows": key_rows}
         packet_rows[packet_id] = rows
 
-    staging = _stage(output_dir)
+    staging = stage(output_dir)
     try:
         (staging / "xlsx").mkdir()
         (staging / "csv").mkdir()
@@ -672,7 +672,7 @@ def export_study(source: Source, output_dir: str | Path, raters: int, *, overlap
             write_text_atomic(staging / "csv" / f"{name}.csv", [packet_csv(rows, PACKET_COLUMNS)])
         write_text_atomic(staging / KEY_FILE, [json.dumps(study.to_json(), ensure_ascii=False, indent=1) + "\n"])
         os.chmod(staging / KEY_FILE, 0o600)  # it holds the study's secret
-        _publish(staging, output_dir)
+        publish(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -784,7 +784,7 @@ def _canonical_value(task: str, shown: str, swap: bool) -> str:
     return {"a": "b", "b": "a"}[side] if swap else side
 
 
-def read_packets(packets_dir: str | Path, study: _Study, *, partial: bool = False) -> tuple[list[Rating], Counter]:
+def read_packets(packets_dir: str | Path, study: Study, *, partial: bool = False) -> tuple[list[Rating], Counter]:
     """Read and check every packet in ``packets_dir`` against the key; returns the ratings (unrated rows
     included, with an empty value) and counts. Every problem found becomes one line of the
     :class:`AdjudicationError` raised at the end: unreadable files, wrong columns, packets not from this key's
@@ -854,13 +854,13 @@ def read_packets(packets_dir: str | Path, study: _Study, *, partial: bool = Fals
             entry = packet["rows"][row_id]
             unit = study.units[entry["unit"]]
             expected = study.cells(unit, entry["swap"], entry.get("previous"))
-            edited = [c for c in read_only if _canonical(values[c]) != _canonical(expected[c])]
+            edited = [c for c in read_only if canonical(values[c]) != canonical(expected[c])]
             for column in edited:
                 problems.append(f"{row.where}: {column}: edited (a read-only cell; it must stay as exported)")
             if edited:
                 continue
             cells = {c: values[c] for c in read_only}
-            mac = _row_mac(study.secret, study.study_id, packet_id, row_id, unit.id, entry["swap"], cells)
+            mac = row_mac(study.secret, study.study_id, packet_id, row_id, unit.id, entry["swap"], cells)
             if not hmac.compare_digest(mac, entry["hmac"]):
                 problems.append(f"{row.where}: row {row_id} fails its HMAC-SHA256 check: the key file does not "
                                 "match this packet")
@@ -889,12 +889,12 @@ def read_packets(packets_dir: str | Path, study: _Study, *, partial: bool = Fals
                 problems.append(f"{packets_dir}: no file for packet {packet_id} (rater {packet['rater']}); add it, "
                                 "or pass --partial to import without it")
     if problems:
-        raise AdjudicationError(_cap(problems))
+        raise AdjudicationError(cap(problems))
     counts["packets"] = len(seen_packets)
     return ratings, counts
 
 
-def _cap(problems: list[str]) -> list[str]:
+def cap(problems: list[str]) -> list[str]:
     if len(problems) <= MAX_PROBLEM_LINES:
         return problems
     return problems[:MAX_PROBLEM_LINES] + [f"... and {len(problems) - MAX_PROBLEM_LINES} more problems"]
@@ -906,7 +906,7 @@ LONG_COLUMNS = ("unit", "rater", "value", "task", "criterion_type", "item_id", "
                 "response_a", "response_b", "model_a", "model_b", "comment", "packet_id", "row_id")
 
 
-def _long_rows(study: _Study, ratings: Iterable[Rating]) -> list[dict[str, str]]:
+def long_rows(study: Study, ratings: Iterable[Rating]) -> list[dict[str, str]]:
     rows = []
     for rating in ratings:
         if not rating.value:
@@ -976,7 +976,7 @@ def import_study(packets_dir: str | Path, key_path: str | Path, output: str | Pa
     if queue_dir.exists() and (not queue_dir.is_dir() or any(queue_dir.iterdir())):
         raise AdjudicationError([f"{queue_dir}: already exists and is not empty; choose another --queue-dir"])
     ratings, counts = read_packets(packets_dir, study, partial=partial)
-    rows = _long_rows(study, ratings)
+    rows = long_rows(study, ratings)
     if not rows:
         raise AdjudicationError([f"{packets_dir}: no row is rated"])
     long = [LongRating(r["unit"], r["rater"], r["value"], {k: v for k, v in r.items()
@@ -1004,20 +1004,20 @@ def import_study(packets_dir: str | Path, key_path: str | Path, output: str | Pa
     rng = np.random.default_rng(seed)
     secret = secrets.token_bytes(32)
     packet_id = f"{study.study_id}-ADJ"
-    queue = _Study("adjudication", study.study_id, secret, study.items, study.responses, study.display, study.units,
-                   {}, {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        "parent": {"study_id": study.study_id, "key_sha256": hashlib.sha256(
-                            Path(key_path).read_bytes()).hexdigest()},
-                        "min_ratings": min_ratings, "first_round": first_round})
+    queue = Study("adjudication", study.study_id, secret, study.items, study.responses, study.display, study.units,
+                  {}, {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "parent": {"study_id": study.study_id, "key_sha256": hashlib.sha256(
+                           Path(key_path).read_bytes()).hexdigest()},
+                       "min_ratings": min_ratings, "first_round": first_round})
     rows_out, key_rows = [], {}
     for index in rng.permutation(len(queued)):
         unit = study.units[queued[int(index)]]
         swap = bool(unit.task == "pairwise" and rng.random() < 0.5)
         previous = "hidden" if hide_ratings else _previous(unit.task, swap, by_unit.get(unit.id, []))
-        row_id = _token(secret, "row", packet_id, unit.id)
+        row_id = token(secret, "row", packet_id, unit.id)
         cells = queue.cells(unit, swap, previous)
         key_rows[row_id] = {"unit": unit.id, "swap": swap, "previous": previous,
-                            "hmac": _row_mac(secret, study.study_id, packet_id, row_id, unit.id, swap, cells)}
+                            "hmac": row_mac(secret, study.study_id, packet_id, row_id, unit.id, swap, cells)}
         rows_out.append({"packet_id": packet_id, "row_id": row_id, **cells, "rating": "", "comment": ""})
     queue.packets[packet_id] = {"rater": "adjudicator", "file": "adjudicator", "rows": key_rows}
 
@@ -1025,7 +1025,7 @@ def import_study(packets_dir: str | Path, key_path: str | Path, output: str | Pa
     outputs = {"ratings": output, "agreement": stats_path, "queue_dir": queue_dir,
                "queue_key": queue_dir / QUEUE_KEY_FILE}
     final_items = _final_items(queue, {}) if not queued else None
-    staging = _stage(queue_dir)
+    staging = stage(queue_dir)
     try:
         write_text_atomic(staging / QUEUE_KEY_FILE, [json.dumps(queue.to_json(), ensure_ascii=False, indent=1) + "\n"])
         os.chmod(staging / QUEUE_KEY_FILE, 0o600)
@@ -1040,14 +1040,14 @@ def import_study(packets_dir: str | Path, key_path: str | Path, output: str | Pa
         write_long(output, rows)
         document = {"level": level, "seed": seed, "n_boot": n_boot, "statistics": agreement}
         write_text_atomic(stats_path, [json.dumps(document, indent=2) + "\n"])
-        _publish(staging, queue_dir)
+        publish(staging, queue_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ImportResult("ratings", counts, outputs, agreement, len(queued))
 
 
-def _final_items(study: _Study, decisions: dict[str, str]) -> list[BenchItem]:
+def _final_items(study: Study, decisions: dict[str, str]) -> list[BenchItem]:
     """Final labels in bench format: agreed first-round values, then the adjudicator's ``decisions``."""
     first_round = study.extra["first_round"]
     labels: dict[str, dict[str, list]] = defaultdict(lambda: {"pointwise": [], "pairwise": []})
@@ -1074,7 +1074,7 @@ def _final_items(study: _Study, decisions: dict[str, str]) -> list[BenchItem]:
     return items
 
 
-def _import_adjudication(packets_dir: str | Path, study: _Study, output: Path) -> ImportResult:
+def _import_adjudication(packets_dir: str | Path, study: Study, output: Path) -> ImportResult:
     if output.suffix != ".jsonl":
         raise AdjudicationError([f"{output}: final labels are bench JSONL; the output must end in .jsonl"])
     ratings, counts = read_packets(packets_dir, study)
@@ -1185,7 +1185,7 @@ def merge_labels(bench_path: str | Path, labels_path: str | Path, output: str | 
                             f"{str(error).splitlines()[0]}")
         counts["items"] += 1
     if problems:
-        raise AdjudicationError(_cap(problems))
+        raise AdjudicationError(cap(problems))
     output = Path(output)
     write_jsonl_atomic(output, (merged.get(item.id, item) for item in bench))
     return MergeResult(counts, output)
@@ -1210,7 +1210,7 @@ def _orient(value: str, source: Sequence[str], target: Sequence[str]) -> str:
 def _verdicts(run_dir: Path, which: str | None) -> tuple[dict[tuple, tuple], dict[str, Any]]:
     """The run's verdicts by unit key: (decision, response order, texts). Judge-track samples when the run has
     them (the model is the judge), else the policy track's grader (``which`` forces one)."""
-    results, samples = _read_run(run_dir)
+    results, samples = read_run(run_dir)
     tracks = {s.get("track") for s in samples}
     which = which or ("judge" if "judge" in tracks else "policy")
     if which not in tracks:
