@@ -21,7 +21,7 @@ EXIT_BAD_INPUT = 2
 # The work modules (numpy, openpyxl, scikit-learn, ...) load only when a command runs, so that the console
 # script starts fast; these mirror their constants (tests/test_adjudication.py checks that they agree).
 LEVELS = ("nominal", "ordinal", "interval", "ratio")  # agreement.LEVELS
-TASKS = ("pointwise", "pairwise")  # adjudication.TASKS
+TASKS = ("pointwise", "pairwise")  # adjudication.units.TASKS
 N_BOOTSTRAP = 2000  # statistics.N_BOOTSTRAP
 
 
@@ -39,7 +39,7 @@ def _refusals(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ValueError as error:  # both error types below are ValueErrors; their modules are loaded by now
-            from promedical.bench.adjudication import AdjudicationError
+            from promedical.bench.adjudication.errors import AdjudicationError
             from promedical.bench.agreement import AgreementError
 
             if isinstance(error, AdjudicationError):
@@ -106,7 +106,8 @@ def export_command(run_args: tuple[str, ...], runs: tuple[str, ...], bench: str 
     order per rater and pairwise sides are randomised per row. KEY (OUTPUT_DIR/key.json) maps rows back and
     signs each row (HMAC-SHA256): keep it, and do not send it to the raters.
     """
-    from promedical.bench.adjudication import export_study, load_bench_responses, load_runs
+    from promedical.bench.adjudication.packets import export_study
+    from promedical.bench.adjudication.sources import load_bench_responses, load_runs
 
     all_runs = list(runs) + list(run_args)
     if bool(all_runs) == bool(bench):
@@ -164,7 +165,7 @@ def import_command(packets_dir: Path, key_path: Path, output: Path, queue_dir: P
     ...), OUTPUT_STEM.agreement.json, and a disagreement queue: a packet for a senior adjudicator and its
     key. Importing that packet with that key writes the final labels (bench JSONL) to OUTPUT.
     """
-    from promedical.bench.adjudication import import_study
+    from promedical.bench.adjudication.workflow import import_study
     from promedical.bench.agreement import format_report
 
     result = import_study(packets_dir, key_path, output, queue_dir=queue_dir, partial=partial,
@@ -203,7 +204,7 @@ def merge_command(bench: str, labels: Path, output: Path, replace: bool) -> None
     run's answers) are added with their model; a label that contradicts one already in the bench is refused
     unless --replace. Nothing is written when anything is refused.
     """
-    from promedical.bench.adjudication import merge_labels
+    from promedical.bench.adjudication.workflow import merge_labels
 
     result = merge_labels(bench, labels, output, replace=replace)
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(result.counts.items()))
@@ -253,7 +254,7 @@ def agreement_command(file: Path | None, level: str, as_json: bool, seed: int, n
     from promedical.bench.agreement import format_report, long_agreement, read_long
 
     if judge_run is not None:
-        from promedical.bench.adjudication import format_judge_report, judge_agreement
+        from promedical.bench.adjudication.report import format_judge_report, judge_agreement
 
         if file is not None or labels is None:
             raise click.UsageError("with --judge-run give --labels FILE (and optionally --ratings FILE), not FILE")

@@ -15,8 +15,11 @@ import numpy as np
 import openpyxl
 import pytest
 
-from promedical.bench import adjudication as J
 from promedical.bench import adjudication_cli, agreement, statistics
+from promedical.bench.adjudication.packets import PACKET_COLUMNS, SHEET, export_study
+from promedical.bench.adjudication.ratings import _canonical_value, read_packet_file
+from promedical.bench.adjudication.sources import load_bench_responses, load_runs
+from promedical.bench.adjudication.units import TASKS
 from promedical.bench.cli import main
 from promedical.bench.datasets import load_bench, resolve_source
 from promedical.bench.results import read_samples
@@ -74,7 +77,7 @@ def study(runs, tmp_path_factory) -> Path:
 def other_study(runs, tmp_path_factory) -> Path:
     """A second export of the same runs with the same seed: another study."""
     out = tmp_path_factory.mktemp("other") / "study"
-    J.export_study(J.load_runs(runs), out, 3, seed=0)
+    export_study(load_runs(runs), out, 3, seed=0)
     return out
 
 
@@ -116,14 +119,14 @@ def _shown_rating(rater: str, row: dict[str, str]) -> str:
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
-    header, rows = J.read_packet_file(path)
+    header, rows = read_packet_file(path)
     return [r.values for r in rows]
 
 
 def _fill_xlsx(source: Path, target: Path, decide) -> None:
     """Open the workbook and type ratings into the rating cells, as a person would, then save it."""
     workbook = openpyxl.load_workbook(source)
-    sheet = workbook[J.SHEET]
+    sheet = workbook[SHEET]
     header = [c.value for c in sheet[1]]
     for r in range(2, sheet.max_row + 1):
         row = {name: ("" if sheet.cell(r, i + 1).value is None else str(sheet.cell(r, i + 1).value))
@@ -211,9 +214,9 @@ def test_packets_are_real_locked_spreadsheets_with_dropdowns(study):
     assert oct((study / "key.json").stat().st_mode & 0o777) == "0o600"
     for rater in RATERS:
         workbook = openpyxl.load_workbook(study / "xlsx" / f"{rater}.xlsx")
-        sheet = workbook[J.SHEET]
+        sheet = workbook[SHEET]
         header = [c.value for c in sheet[1]]
-        assert tuple(header) == J.PACKET_COLUMNS
+        assert tuple(header) == PACKET_COLUMNS
         assert sheet.freeze_panes == "A2"
         assert sheet.protection.sheet
         formulas = {}
@@ -326,7 +329,7 @@ def test_bench_source_warns_about_self_naming_and_keeps_text(tmp_path, caplog):
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps(item) + "\n")
     with caplog.at_level("WARNING"):
-        result = J.export_study(J.load_bench_responses(bench), tmp_path / "study", 2, tasks=("pointwise",))
+        result = export_study(load_bench_responses(bench), tmp_path / "study", 2, tasks=("pointwise",))
     assert len(result.warnings) == 2
     assert "'Qwen'" in result.warnings[0] and "'medbot-9000'" in result.warnings[1]
     assert sum("names a model" in r.message for r in caplog.records) == 2
@@ -378,10 +381,10 @@ def _corrupt(name: str, folder: Path, study: Path, other: Path, tmp: Path) -> Pa
     key = study / "key.json"
     r1, r2, r3 = folder / "rater-1.xlsx", folder / "rater-2.csv", folder / "rater-3.xlsx"
     rows2 = _read_rows(r2)
-    header = list(J.PACKET_COLUMNS)
+    header = list(PACKET_COLUMNS)
     if name == "edited prompt (xlsx)":
         workbook = openpyxl.load_workbook(r1)
-        cell = workbook[J.SHEET].cell(2, header.index("prompt") + 1)
+        cell = workbook[SHEET].cell(2, header.index("prompt") + 1)
         cell.value = cell.value + " Please answer briefly."
         workbook.save(r1)
     elif name == "edited criterion (csv)":
@@ -389,7 +392,7 @@ def _corrupt(name: str, folder: Path, study: Path, other: Path, tmp: Path) -> Pa
         _write_csv(r2, rows2)
     elif name == "edited response (xlsx)":
         workbook = openpyxl.load_workbook(r3)
-        sheet = workbook[J.SHEET]
+        sheet = workbook[SHEET]
         target = next(r for r in range(2, sheet.max_row + 1) if sheet.cell(r, 3).value == "pairwise")
         sheet.cell(target, header.index("response_b") + 1).value = "A better answer."
         workbook.save(r3)
@@ -570,7 +573,7 @@ def test_disagreements_go_to_the_adjudicator_and_resolve_into_bench_labels(study
     resolved = {queue_rows[row_id]["unit"]: rating for row_id, rating in decisions.items()}
     for unit, shown in resolved.items():
         swap = next(e["swap"] for e in queue_rows.values() if e["unit"] == unit)
-        assert labels[unit] == J._canonical_value(key["units"][unit]["task"], shown, swap)
+        assert labels[unit] == _canonical_value(key["units"][unit]["task"], shown, swap)
     assert len(labels) == len(key["units"]) - 1  # the one row the adjudicator left empty stays unresolved
 
 
@@ -688,5 +691,5 @@ def test_a_judge_track_run_against_the_merged_bench(capsys, adjudicated, tmp_pat
 
 def test_cli_constants_mirror_the_modules():
     assert adjudication_cli.LEVELS == agreement.LEVELS
-    assert adjudication_cli.TASKS == J.TASKS
+    assert adjudication_cli.TASKS == TASKS
     assert adjudication_cli.N_BOOTSTRAP == statistics.N_BOOTSTRAP
