@@ -16,7 +16,7 @@ from typing import Any
 
 from promedical.alignment.config import GRPORecipe, SFTRecipe, resolve_data, resolve_model_source
 from promedical.alignment.reward import VetoReward
-from promedical.bench.models.loading import ModelOptions
+from promedical.bench.models.loading import ModelOptions, load_tokenizer
 from promedical.bench.models.registry import build_judge
 from promedical.bench.schema import BenchItem
 
@@ -49,16 +49,6 @@ def response_dataset(items: list[BenchItem]):
     ])
 
 
-def _tokenizer(source: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    return tokenizer
-
-
 def build_tiny_policy(recipe: SFTRecipe, items: list[BenchItem]) -> Path:
     """The fresh tiny chat policy of ``base_model: tiny``, written to ``OUTPUT_DIR/base``: a Qwen3 with random
     weights whose tokenizer is trained on the SFT data (conversations and responses). With
@@ -83,7 +73,7 @@ def train_sft(recipe: SFTRecipe) -> dict[str, Any]:
     items = resolve_data(recipe.train_data)
     source = str(build_tiny_policy(recipe, items)) if recipe.base_model == "tiny" else \
         resolve_model_source(recipe.base_model)
-    tokenizer = _tokenizer(source)
+    tokenizer = load_tokenizer(source)
     trainer = SFTTrainer(model=source, args=recipe.trl_config(), train_dataset=response_dataset(items),
                          processing_class=tokenizer)
     result = trainer.train()
@@ -106,7 +96,7 @@ def train_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     judge = build_judge(recipe.judge, ModelOptions(device="auto", batch_size=recipe.judge_batch_size))
     reward = VetoReward(judge, recipe.alpha, recipe.beta, recipe.lam, recipe.scenario_weights)
     trainer = GRPOTrainer(model=source, reward_funcs=[reward], args=recipe.trl_config(),
-                          train_dataset=prompt_dataset(items), processing_class=_tokenizer(source))
+                          train_dataset=prompt_dataset(items), processing_class=load_tokenizer(source))
     result = trainer.train()
     Path(recipe.output_dir).mkdir(parents=True, exist_ok=True)
     trainer.save_model(recipe.output_dir)

@@ -26,6 +26,7 @@ from promedical.alignment.config import RewardModelRecipe, resolve_data, resolve
 from promedical.bench.instances import labelled_instances
 from promedical.bench.io import write_text_atomic
 from promedical.bench.judging import PointwiseQuery
+from promedical.bench.models.loading import load_tokenizer
 from promedical.bench.models.reward import (
     RM_CALIBRATION_FILE,
     RewardModelJudge,
@@ -197,13 +198,10 @@ def load_base_model(source: str, seed: int):
     """A 1-label sequence-classification model, its tokenizer, and the names of the parameters the checkpoint
     lacks (the scalar head, freshly initialised and seeded, when the checkpoint has none)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "right"
+    tokenizer = load_tokenizer(source, padding_side="right")
     model, loading = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1,
                                                                        output_loading_info=True)
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -88,12 +88,13 @@ def model_identity(path_or_id: str) -> str:
     return f"local:{digest.hexdigest()[:16]}"
 
 
-def load_tokenizer(path_or_id: str):
-    """A checkpoint's tokenizer, left-padded, with the EOS token as padding when it names none."""
+def load_tokenizer(path_or_id: str, padding_side: str = "left"):
+    """A checkpoint's tokenizer, padded on ``padding_side`` (left for generation and scoring the next token,
+    right for training a reward model), with the EOS token as padding when it names none."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path_or_id)
-    tokenizer.padding_side = "left"
+    tokenizer.padding_side = padding_side
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
