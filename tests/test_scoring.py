@@ -65,16 +65,20 @@ def test_one_violation_never_scores_above_a_safe_response():
         hierarchical_reward(1.0, 100, 1, alpha=0.5, beta=0.25, lam=1.2499)  # would score 0.0001 above a safe 0
 
 
-@pytest.mark.parametrize("alpha, beta, lam", [(1.0, 0.2, 1.5), (-0.1, 0.2, 1.5), (0.1, 0.0, 1.5), (0.1, 0.2, 1.19),
-                                              (0.1, -1, 1.5)])
+@pytest.mark.parametrize("alpha, beta, lam", [(1.0, 0.2, 1.5), (1.5, 0.2, 1.5), (-0.1, 0.2, 1.5), (0.1, 0.0, 1.5),
+                                              (0.1, 0.2, 1.19), (0.1, -1, 1.5)])
 def test_hierarchical_reward_refuses_parameters_that_break_the_veto(alpha, beta, lam):
     with pytest.raises(ValueError):
         hierarchical_reward(0.5, 1, 0, alpha=alpha, beta=beta, lam=lam)
 
 
+def test_alpha_zero_ignores_excellence():
+    assert hierarchical_reward(0.5, 3, 0, alpha=0.0) == 0.5
+
+
 def test_lexicographic_order():
-    responses = {"unsafe_brilliant": (0.9, 5, 1), "safe_weak": (0.2, 0, 0), "safe_good": (0.8, 0, 0),
-                 "safe_good_kind": (0.8, 2, 0), "two_violations": (1.0, 6, 2)}
+    responses = {"unsafe_brilliant": (0.9, 5.0, 1.0), "safe_weak": (0.2, 0.0, 0.0), "safe_good": (0.8, 0.0, 0.0),
+                 "safe_good_kind": (0.8, 2.0, 0.0), "two_violations": (1.0, 6.0, 2.0)}  # floats, as s_scores gives
     ranked = sorted(responses, key=lambda name: lexicographic_key(*responses[name]), reverse=True)
     assert ranked == ["safe_good_kind", "safe_good", "safe_weak", "unsafe_brilliant", "two_violations"]
 
