@@ -1,14 +1,17 @@
 """The statistics module against reference values and reference implementations."""
 
+import dataclasses
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from promedical.bench.statistics import (
+    Estimate,
     bootstrap_weights,
     item_sign_flip_test,
     paired_difference,
+    percentile_interval,
     ratio_estimate,
 )
 
@@ -75,3 +78,45 @@ def test_item_sign_flip_test_monte_carlo_matches_the_normal_approximation():
     d = np.random.default_rng(4).normal(0.15, 1.0, 200)
     expected = 2 * stats.norm.sf(abs(d.sum()) / np.sqrt(np.sum(d ** 2)))
     assert item_sign_flip_test(d, seed=1)["p_value"] == pytest.approx(expected, abs=0.01)
+
+
+def test_percentile_interval_reads_the_2_5th_and_97_5th_percentiles_of_the_defined_replicates():
+    # 1,001 evenly spaced replicates: numpy's linear percentile at 2.5% is element 25, at 97.5% element 975.
+    replicates = np.arange(1001) / 1000
+    assert percentile_interval(replicates) == pytest.approx((0.025, 0.975))
+    assert percentile_interval(np.concatenate([replicates, [np.nan, np.inf]])) == pytest.approx((0.025, 0.975))
+    assert percentile_interval(np.array([0.5, np.nan])) == (0.5, 0.5)  # one defined replicate
+    assert percentile_interval(np.array([np.nan, np.nan])) == (None, None)
+
+
+def test_replicates_without_a_denominator_are_left_out_of_the_interval():
+    # Item 0: one wrong instance (0/1); item 1: one right (1/1); item 2: nothing judged (0/0). Four fixed
+    # replicates: {2, 2, 2} → 0/0 undefined; {0, 1, 2} → 1/2; {1, 1, 2} → 2/2; {0, 0, 2} → 0/2. The CI is read
+    # from the defined [0, 0.5, 1] only: 2.5th percentile at position 0.05 → 0.025, 97.5th at 1.95 → 0.975.
+    weights = np.array([[0.0, 0.0, 3.0], [1.0, 1.0, 1.0], [0.0, 2.0, 1.0], [2.0, 0.0, 1.0]])
+    estimate = ratio_estimate(np.array([0.0, 1.0, 0.0]), np.array([1.0, 1.0, 0.0]), 2, weights)
+    assert (estimate.value, estimate.ci_low, estimate.ci_high) == pytest.approx((0.5, 0.025, 0.975))
+
+
+def test_paired_difference_is_undefined_when_either_run_judged_nothing():
+    one, none, weights = np.array([1.0]), np.array([0.0]), np.array([[1.0]])
+    assert paired_difference(one, none, one, one, 1, weights).value is None
+    assert paired_difference(one, one, one, none, 1, weights).value is None
+    # one instance each (denominators of exactly 1): A right, B wrong → −1
+    difference = paired_difference(one, one, none, one, 1, weights)
+    assert (difference.value, difference.ci_low, difference.ci_high) == (-1.0, -1.0, -1.0)
+
+
+def test_estimates_are_immutable_and_the_bootstrap_has_2000_replicates():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Estimate(0.5, 0.4, 0.6, 10).value = 0.7  # type: ignore[misc]
+    weights = bootstrap_weights(7, seed=0)
+    assert weights.shape == (2000, 7) and (weights.sum(axis=1) == 7).all()
+
+
+def test_item_sign_flip_test_edge_cases():
+    assert item_sign_flip_test(np.array([]), seed=0) == {"p_value": 1.0, "items": 0}
+    # 20 items all +1: 2²⁰ patterns > 10,000, so Monte Carlo with 10,000 resamples. Only the all-plus pattern
+    # (probability 2⁻²⁰) reaches the observed sum, so none of the resamples does, and scipy's two-sided
+    # p = 2·(0 + 1)/(10,000 + 1).
+    assert item_sign_flip_test(np.ones(20), seed=0)["p_value"] == pytest.approx(2 / 10001)
