@@ -292,3 +292,35 @@ def test_no_items_gives_no_estimate_on_zero_instances():
     for contributions in (JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS):
         assert estimate_all([], contributions, [], seed=0) == {
             name: {"value": None, "ci_low": None, "ci_high": None, "n": 0} for name in contributions}
+
+
+def test_compare_refuses_runs_on_different_items_in_either_order(run_a, tmp_path):
+    from tests.conftest import run_cli
+
+    table = ORACLE / "judge_a.jsonl"
+    result = run_cli("run", "--model", f"table:{table}", "--bench", str(BENCH), "--limit", "2",
+                     "--output-dir", str(tmp_path), "--no-cache")
+    assert result.code == 0, result.stderr
+    fewer = next(p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for first, second in ((run_a[0], fewer), (fewer, run_a[0])):
+        result = run_cli("compare", str(first), str(second))
+        assert result.code == 2 and "runs must use the same bench items" in result.stderr
+
+
+def test_prompt_only_items_anywhere_are_skipped_not_the_end_of_the_labels():
+    import dataclasses
+
+    from promedical.bench.datasets import load_bench
+    from promedical.bench.instances import labelled_instances
+
+    items = load_bench(str(BENCH))
+    prompt_only = [item for item in items if item.labels is None]
+    labelled = [item for item in items if item.labels is not None]
+    assert prompt_only and labelled
+    first = list(labelled_instances(prompt_only + labelled))
+    assert [(i.item.id, i.criterion.id, i.response_ids) for i in first] == \
+        [(i.item.id, i.criterion.id, i.response_ids) for i in labelled_instances(labelled)]
+    # every pointwise and pairwise label of the labelled items (counted from the file, not by the code)
+    assert len(first) == sum(len(item.labels.pointwise) + len(item.labels.pairwise) for item in labelled)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first[0].gold = "met"  # type: ignore[misc]
