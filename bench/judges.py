@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from promedical.bench.errors import PromedicalError, UnavailableError
 from promedical.bench.prompts import (
     CHAT_TEMPLATE_KWARGS,
     TEMPLATE_HASH,
@@ -93,11 +94,11 @@ class Judge(Protocol):
     def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]: ...
 
 
-class JudgeError(ValueError):
+class JudgeError(PromedicalError, ValueError):
     """The judge cannot be built from what the user gave (bad spec, missing model...)."""
 
 
-class ApiError(ValueError):
+class ApiError(UnavailableError, ValueError):
     """The API cannot be used at all (unreachable server, refused key). ``str()`` is one line."""
 
 
