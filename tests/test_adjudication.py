@@ -16,7 +16,8 @@ import openpyxl
 import pytest
 
 from promedical.bench import adjudication as J
-from promedical.bench import adjudication_cli, agreement, statistics
+from promedical.bench import agreement, statistics
+from promedical.bench.cli import adjudicate as adjudication_cli
 from promedical.bench.cli import main
 from promedical.bench.datasets import load_bench, resolve_source
 from promedical.bench.results import read_samples

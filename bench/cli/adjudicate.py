@@ -1,5 +1,5 @@
 """``promedical-bench adjudicate export|import|merge`` and ``promedical-bench agreement``: thin click commands over
-:mod:`promedical.bench.adjudication` and :mod:`promedical.bench.agreement` (registered in ``cli.py``).
+:mod:`promedical.bench.adjudication` and :mod:`promedical.bench.agreement` (registered in ``promedical.bench.cli``).
 
 Refusals print one ``error:`` line per problem and exit 2 with nothing written.
 """
