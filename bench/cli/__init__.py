@@ -5,7 +5,8 @@ One module per command family: :mod:`.data` (validate, data, tiny-model), :mod:`
 (train-rm, train-sft, train-grpo, reproduce); shared option types in :mod:`.options`.
 
 Exit codes: 0 success, 2 bad input or usage, 1 anything else. Errors are one line; ``--debug`` adds the
-traceback.
+traceback. Refusals are :class:`~promedical.bench.errors.PromedicalError`; :func:`main` is the one place
+that maps them (and click's usage errors) to messages and exit codes.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from importlib.metadata import version
 
 import click
 
-from promedical.bench.api import ApiError
 from promedical.bench.cli import adjudicate, data, leaderboard, run, train, ultramedical
-from promedical.bench.datasets import BenchDataError
-from promedical.bench.judges import JudgeError
+from promedical.bench.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, PromedicalError
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -64,16 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except click.ClickException as error:
         usage = isinstance(error, click.UsageError)
-        _report(f"{error.format_message()} (see --help)" if usage else error.format_message(), debug)
+        _report([f"{error.format_message()} (see --help)" if usage else error.format_message()], debug)
         return EXIT_BAD_INPUT if isinstance(error, click.UsageError | click.BadParameter) else error.exit_code
-    except (BenchDataError, JudgeError) as error:
-        _report(str(error), debug)
-        return EXIT_BAD_INPUT
-    except ApiError as error:  # the API could not be used at all: a runtime failure, not bad input
-        _report(str(error), debug)
-        return EXIT_FAILURE
+    except PromedicalError as error:  # every refusal: its lines, and its class's exit code
+        _report(error.report(), debug)
+        return error.exit_code
     except Exception as error:  # the one place that turns unexpected failures into one readable line
-        _report(f"{type(error).__name__}: {error}", debug)
+        _report([f"{type(error).__name__}: {error}"], debug)
         return EXIT_FAILURE
 
 
@@ -88,8 +84,9 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _report(message: str, debug: bool) -> None:
+def _report(lines: list[str], debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    click.echo(f"error: {message}", err=True)
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
 
