@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from promedical.bench.datasets import BenchDataError
+from promedical.bench.errors import PromedicalError
 from promedical.bench.statistics import CONFIDENCE, N_BOOTSTRAP, bootstrap_weights, percentile_interval
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -57,8 +58,13 @@ PAIRWISE_SCALE = ("b", "tie", "a")
 KNOWN_SCALES = (POINTWISE_SCALE, PAIRWISE_SCALE)
 
 
-class AgreementError(ValueError):
-    """Ratings that cannot be analysed as asked (wrong shape, non-numeric values, a level the data lacks)."""
+class AgreementError(PromedicalError, ValueError):
+    """Ratings that cannot be analysed as asked (wrong shape, non-numeric values, a level the data lacks).
+
+    ``str()`` is the problem alone; the command line names the step: ``error: agreement: problem``."""
+
+    def report(self) -> list[str]:
+        return [f"agreement: {self.message()}"]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from promedical.bench.errors import PromedicalError
 from promedical.bench.schema import BenchItem, Criterion, FieldProblem, Message
 
 Format = Literal["promedical", "healthbench"]
@@ -33,16 +34,19 @@ BUNDLED = {
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class BenchDataError(ValueError):
-    """Bad or unloadable bench input. ``str()`` is one line: ``PATH:LINE: FIELD: problem``."""
+class BenchDataError(PromedicalError, ValueError):
+    """Bad or unloadable bench input. ``str()`` is one line: ``PATH:LINE: FIELD: problem``, and how many more
+    records were bad."""
 
     def __init__(self, path: str, problem: str, line: int | None = None, field: str | None = None, more: int = 0):
-        self.path, self.line, self.field, self.problem, self.more = path, line, field, problem, more
-        where = path if line is None else f"{path}:{line}"
-        text = f"{where}: {problem}" if field is None else f"{where}: {field}: {problem}"
-        if more:
-            text += f" (and {more} more bad record{'s' if more > 1 else ''})"
-        super().__init__(text)
+        self.more = more
+        super().__init__(problem, path=path, line=line, field=field)
+
+    def message(self) -> str:
+        text = super().message()
+        if self.more:
+            text += f" (and {self.more} more bad record{'s' if self.more > 1 else ''})"
+        return text
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from promedical.bench.errors import PromedicalError
 from promedical.bench.prompts import render_pairwise, render_pointwise
 from promedical.bench.schema import BenchItem, Criterion
 
@@ -73,7 +74,7 @@ class Judge(Protocol):
     def pairwise(self, queries: Sequence[PairwiseQuery]) -> list[Verdict]: ...
 
 
-class JudgeError(ValueError):
+class JudgeError(PromedicalError, ValueError):
     """The judge (or generator) cannot be built from what the user gave (bad spec, missing model...)."""
 
 

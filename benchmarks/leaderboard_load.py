@@ -100,7 +100,7 @@ def main() -> int:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from promedical.bench.leaderboard_cli import app_path
+    from promedical.bench.cli.leaderboard import app_path
     from promedical.leaderboard import store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,11 +15,12 @@ import numpy as np
 import openpyxl
 import pytest
 
-from promedical.bench import adjudication_cli, agreement, statistics
+from promedical.bench import agreement, statistics
 from promedical.bench.adjudication.packets import PACKET_COLUMNS, SHEET, export_study
 from promedical.bench.adjudication.ratings import _canonical_value, read_packet_file
 from promedical.bench.adjudication.sources import load_bench_responses, load_runs
 from promedical.bench.adjudication.units import TASKS
+from promedical.bench.cli import adjudicate as adjudication_cli
 from promedical.bench.cli import main
 from promedical.bench.datasets import load_bench, resolve_source
 from promedical.bench.results import read_samples

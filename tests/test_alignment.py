@@ -249,7 +249,8 @@ def test_tiny_model_options_build_a_sentence_level_policy(tmp_path):
 def test_sft_examples_are_prompt_completion_and_only_the_response_is_trained(tmp_path):
     from trl import SFTTrainer
 
-    from promedical.alignment.grpo import _tokenizer, build_tiny_policy, response_dataset
+    from promedical.alignment.grpo import build_tiny_policy, response_dataset
+    from promedical.bench.models.loading import load_tokenizer
 
     recipe = load_recipe("smoke-sft", output_dir=str(tmp_path / "sft"), train_data="synthetic:train:3:1",
                          tiny_hidden_size=32, tiny_vocab_size=300)
@@ -261,7 +262,7 @@ def test_sft_examples_are_prompt_completion_and_only_the_response_is_trained(tmp
     assert dataset[0]["completion"] == [{"role": "assistant", "content": items[0].responses[0].text}]
     base = build_tiny_policy(recipe, items)
     assert base == tmp_path / "sft" / "base"
-    tokenizer = _tokenizer(str(base))
+    tokenizer = load_tokenizer(str(base))
     trainer = SFTTrainer(model=str(base), args=recipe.trl_config(), train_dataset=dataset, processing_class=tokenizer)
     example = trainer.train_dataset[0]
     trained = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != -100]

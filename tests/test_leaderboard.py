@@ -20,8 +20,8 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from promedical.bench.cli.leaderboard import app_path  # noqa: E402
 from promedical.bench.compare import compare_runs  # noqa: E402
-from promedical.bench.leaderboard_cli import app_path  # noqa: E402
 from promedical.bench.results import MetricValue, TrackResult, read_results, read_samples, write_run  # noqa: E402
 from promedical.leaderboard import store  # noqa: E402
 

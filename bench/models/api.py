@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from promedical.bench.errors import UnavailableError
 from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict
 from promedical.bench.prompts import template_hash
 from promedical.bench.schema import BenchItem
@@ -58,7 +59,7 @@ MAX_RETRY_AFTER = 300.0
 T = TypeVar("T")
 
 
-class ApiError(ValueError):
+class ApiError(UnavailableError, ValueError):
     """The API cannot be used at all (unreachable server, refused key). ``str()`` is one line."""
 
 

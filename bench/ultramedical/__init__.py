@@ -3,7 +3,7 @@
 The task configs (``*_loglik.yaml``, ``*_cot.yaml``, and the ``ultramedical_loglik`` / ``ultramedical_cot``
 groups) and ``prompts.py`` live in this folder and also run under the plain ``lm_eval`` command line
 (``--include_path``); ``data/`` holds the bundled demo items (see data_cards/ultramedical_bundled.md) and
-``reported.json`` UltraMedical's reported results. ``promedical-bench ultramedical`` (bench/ultramedical_cli.py)
+``reported.json`` UltraMedical's reported results. ``promedical-bench ultramedical`` (bench/cli/ultramedical.py)
 drives :func:`run_ultramedical`; see docs/ultramedical.md.
 """
 

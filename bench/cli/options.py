@@ -1,4 +1,4 @@
-"""Click parameter types shared by the commands."""
+"""Click parameter types shared by the commands (``--batch-size``)."""
 
 from __future__ import annotations
 

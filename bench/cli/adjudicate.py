@@ -1,58 +1,25 @@
 """``promedical-bench adjudicate export|import|merge`` and ``promedical-bench agreement``: thin click commands over
-:mod:`promedical.bench.adjudication` and :mod:`promedical.bench.agreement` (registered in ``cli.py``).
+:mod:`promedical.bench.adjudication` and :mod:`promedical.bench.agreement`.
 
-Refusals print one ``error:`` line per problem and exit 2 with nothing written.
+Refusals (:class:`~promedical.bench.adjudication.errors.AdjudicationError`,
+:class:`~promedical.bench.agreement.AgreementError`) print one ``error:`` line per problem and exit 2 with
+nothing written; ``promedical.bench.cli.main`` does the printing.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from promedical.bench.datasets import BenchDataError
 from promedical.bench.schema import CRITERION_TYPES
 
-EXIT_BAD_INPUT = 2
 # The work modules (numpy, openpyxl, scikit-learn, ...) load only when a command runs, so that the console
 # script starts fast; these mirror their constants (tests/test_adjudication.py checks that they agree).
 LEVELS = ("nominal", "ordinal", "interval", "ratio")  # agreement.LEVELS
 TASKS = ("pointwise", "pairwise")  # adjudication.units.TASKS
 N_BOOTSTRAP = 2000  # statistics.N_BOOTSTRAP
-
-
-class _Refused(click.ClickException):
-    """Bad input: ``main`` prints ``error: MESSAGE`` and exits 2."""
-
-    exit_code = EXIT_BAD_INPUT
-
-
-def _refusals(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print every problem of a refusal on its own ``error:`` line and exit 2 (nothing has been written)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ValueError as error:  # both error types below are ValueErrors; their modules are loaded by now
-            from promedical.bench.adjudication.errors import AdjudicationError
-            from promedical.bench.agreement import AgreementError
-
-            if isinstance(error, AdjudicationError):
-                if len(error.problems) == 1:
-                    raise _Refused(error.problems[0]) from None
-                for problem in error.problems:
-                    click.echo(f"error: {problem}", err=True)
-                raise _Refused(f"refused ({len(error.problems)} problems); nothing was written") from None
-            if isinstance(error, AgreementError):
-                raise BenchDataError("agreement", str(error)) from None
-            raise
-
-    return wrapper
 
 
 @click.group("adjudicate")
@@ -94,7 +61,6 @@ def adjudicate() -> None:
               help="Rate a seeded random subset of this many units.")
 @click.option("--rater-names", default=None, metavar="NAME,...",
               help="K comma-separated names (letters, digits, . _ -) for the packets; default rater-1..rater-K.")
-@_refusals
 def export_command(run_args: tuple[str, ...], runs: tuple[str, ...], bench: str | None, raters: int, overlap: int,
                    output_dir: Path, seed: int, task: str, criterion_types: tuple[str, ...], max_units: int | None,
                    rater_names: str | None) -> None:
@@ -152,7 +118,6 @@ def export_command(run_args: tuple[str, ...], runs: tuple[str, ...], bench: str 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the bootstrap CIs and the queue order.")
 @click.option("--n-boot", type=click.IntRange(min=0), default=N_BOOTSTRAP, show_default=True,
               help="Bootstrap replicates for the CIs (0: no CIs).")
-@_refusals
 def import_command(packets_dir: Path, key_path: Path, output: Path, queue_dir: Path | None, partial: bool,
                    min_ratings: int, hide_ratings: bool, level: str, seed: int, n_boot: int) -> None:
     """Check filled packets against the key and unblind them.
@@ -196,7 +161,6 @@ def import_command(packets_dir: Path, key_path: Path, output: Path, queue_dir: P
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Bench JSONL to write, atomically (may be the bench file itself).")
 @click.option("--replace", is_flag=True, help="Overwrite labels the bench already has with a different value.")
-@_refusals
 def merge_command(bench: str, labels: Path, output: Path, replace: bool) -> None:
     """Merge adjudicated final labels into a bench file.
 
@@ -237,7 +201,6 @@ def merge_command(bench: str, labels: Path, output: Path, replace: bool) -> None
 @click.option("--verdicts", type=click.Choice(["judge", "policy"]), default=None,
               help="With --judge-run: use the judge track (the model judging) or the policy track's grader "
                    "(default: judge when the run has it).")
-@_refusals
 def agreement_command(file: Path | None, level: str, as_json: bool, seed: int, n_boot: int, group_by: tuple[str, ...],
                       no_groups: bool, order: str | None, judge_run: Path | None, labels: Path | None,
                       ratings: Path | None, verdicts: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Command-line entry points of the alignment code: train-rm, train-sft, train-grpo, reproduce."""
+"""``promedical-bench train-rm``, ``train-sft``, ``train-grpo`` and ``reproduce``: thin click commands over
+:mod:`promedical.alignment` (which itself knows nothing of click)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from promedical.bench.cli_options import BatchSize
+from promedical.bench.cli.options import BatchSize
 from promedical.bench.ultramedical.suite import COLUMNS, PROTOCOLS, TASK_NAMES
 
 

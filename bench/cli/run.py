@@ -1,0 +1,124 @@
+"""``promedical-bench run`` and ``compare``: score a model on a bench, compare two runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from promedical.bench.cli.options import BatchSize
+
+
+@click.command("run")
+@click.option("--model", required=True,
+              help="Model to evaluate: a local path or Hugging Face id (reward model or causal LM, detected from "
+                   "its config), or hf:PATH, rm:PATH, openai:MODEL, table:FILE (verdicts and answers fixed in a "
+                   "file).")
+@click.option("--bench", default="sample", show_default=True,
+              help="Bench: 'sample' (bundled), a file or folder, or a Hugging Face dataset id.")
+@click.option("--split", default=None, help="Split of a Hugging Face dataset.")
+@click.option("--track", type=click.Choice(["judge", "policy", "all"]), default="judge", show_default=True,
+              help="judge: the model judges labelled criterion-level instances; policy: the model answers and "
+                   "--judge grades the answers; all: both.")
+@click.option("--judge", "judge_spec", default=None,
+              help="Grader for the policy track: rm:PATH, hf:PATH, openai:MODEL (OPENAI_BASE_URL, OPENAI_API_KEY), "
+                   "table:FILE (verdicts fixed in a file), "
+                   "or world (exact ground truth for synthetic-world prompts).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Runs are written to OUTPUT_DIR/<run_id>/.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N items (quick looks).")
+@click.option("--batch-size", type=BatchSize(), default="auto", show_default=True,
+              help="Inputs per forward pass; 'auto' starts at 32 and halves on CUDA out-of-memory.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+              show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling and the bootstrap CIs.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the verdict/generation cache lives (default OUTPUT_DIR/.cache).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--backend", type=click.Choice(["hf", "openai", "vllm"]), default=None,
+              help="Generation backend for the policy track (default: openai for openai:MODEL, else hf).")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="0 = greedy decoding.")
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPUs per model with --backend vllm.")
+def run_command(model: str, bench: str, split: str | None, track: str, judge_spec: str | None, output_dir: Path,
+                limit: int | None, batch_size: int | None, device: str, dtype: str, seed: int, cache_dir: Path | None,
+                no_cache: bool, backend: str | None, max_new_tokens: int, temperature: float,
+                tensor_parallel_size: int) -> None:
+    """Score a model on a bench as a judge (default) and/or as a policy.
+
+    Writes OUTPUT_DIR/<run_id>/results.json (metrics with 95% bootstrap CIs over items) and samples.jsonl
+    (every instance with its inputs, verdict and raw judge output). Verdicts and generations are cached,
+    so re-running is free and an interrupted run resumes where it stopped.
+
+    Offline example: `promedical-bench tiny-model --output models/tiny` builds a small random-weight
+    checkpoint, then `promedical-bench run --model models/tiny` runs the judge track on the bundled sample.
+    """
+    from promedical.bench.runner import RunConfig, run
+
+    config = RunConfig(model=model, bench=bench, split=split, track=track, judge=judge_spec,  # type: ignore[arg-type]
+                       output_dir=output_dir, limit=limit, batch_size=batch_size, device=device, dtype=dtype,
+                       seed=seed, cache_dir=cache_dir, use_cache=not no_cache, backend=backend,
+                       max_new_tokens=max_new_tokens, temperature=temperature,
+                       tensor_parallel_size=tensor_parallel_size)
+    outcome = run(config)
+    click.echo(format_summary(outcome.results))
+    click.echo(f"\nwrote {outcome.run_dir} ({outcome.model_calls} model calls, the rest from cache)")
+
+
+@click.command("compare")
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the paired bootstrap.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(run_a: str, run_b: str, seed: int, as_json: bool) -> None:
+    """Paired comparison of two runs on the same bench: B − A per metric with a paired bootstrap 95% CI, and
+    an item-level sign-flip permutation test (per-item difference in correct decisions for the judge track,
+    in overall score for the policy track). Only instances both runs decided are compared; the drops are
+    counted."""
+    from promedical.bench.compare import compare_runs
+
+    comparison = compare_runs(run_a, run_b, seed)
+    click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
+
+
+def _fmt(metric: dict | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    low, high = metric.get("ci_low"), metric.get("ci_high")
+    interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None else ""
+    return f"{100 * metric['value']:.1f}{interval}"
+
+
+def format_summary(results) -> str:  # noqa: ANN001 - RunResults, imported lazily
+    """The end-of-run table: every metric in percent with its 95% CI and n."""
+    lines = [f"{results.model.id} ({results.model.kind}) on {results.bench.name} "
+             f"({results.bench.items} items, bench {results.bench.content_hash})"]
+    for track, result in results.tracks.items():
+        judged_by = f", graded by {result.judge.id}" if result.judge else ""
+        lines.append(f"\n{track} track{judged_by}  (percent, 95% CI over items)")
+        for name, metric in result.metrics.items():
+            lines.append(f"  {name:<34} {_fmt(metric.model_dump()):>22}   n={metric.n}")
+        lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in result.counts.items()))
+    return "\n".join(lines)
+
+
+def format_comparison(comparison: dict) -> str:
+    lines = [f"B − A: {comparison['run_b']} − {comparison['run_a']} (bench {comparison['bench']})"]
+    for track, entry in comparison["tracks"].items():
+        lines.append(f"\n{track} track  (percentage points, paired 95% CI)")
+        for name, diff in entry["differences"].items():
+            if diff["value"] is None:
+                lines.append(f"  {name:<34} {'n/a':>24}")
+                continue
+            lines.append(f"  {name:<34} {100 * diff['value']:+7.1f} [{100 * diff['ci_low']:+.1f}, "
+                         f"{100 * diff['ci_high']:+.1f}]   n={diff['n']}")
+        test, counts = entry["paired_test"], entry["instances"]
+        lines.append(f"  {test['name']} on {test['tested']}: p = {test['p_value']:.4g} ({test['items']} items)")
+        lines.append(f"  compared {counts['compared']} instances both runs decided; dropped "
+                     f"{counts['undecided_in_a']} undecided in A, {counts['undecided_in_b']} undecided in B, "
+                     f"{counts['only_in_a']} only in A, {counts['only_in_b']} only in B")
+    return "\n".join(lines)
