@@ -92,7 +92,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         outcomes = {name: run(RunConfig(model=str(models / f"{name}{suffix}"), bench=bench, output_dir=runs,
                                         limit=sizes.sample_limit if bench == "sample" else None, progress=False))
                     for name in ("base-rm", "smoke-rm")}
-        comparison = compare_runs(outcomes["base-rm"].run_dir, outcomes["smoke-rm"].run_dir)
+        comparison = compare_runs(outcomes["base-rm"].run_dir, outcomes["smoke-rm"].run_dir, seed=0)
         summary["judge"][bench_name] = {
             "base": outcomes["base-rm"].results.tracks["judge"].metrics,
             "trained": outcomes["smoke-rm"].results.tracks["judge"].metrics,
@@ -123,7 +123,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
                                   judge=f"rm:{models / 'smoke-rm-synthetic'}", output_dir=runs, max_new_tokens=64,
                                   progress=False))
               for name in ("sft", "grpo")}
-    comparison = compare_runs(policy["sft"].run_dir, policy["grpo"].run_dir)
+    comparison = compare_runs(policy["sft"].run_dir, policy["grpo"].run_dir, seed=0)
     summary["policy"] = {
         "before": policy["sft"].results.tracks["policy"].metrics,
         "after": policy["grpo"].results.tracks["policy"].metrics,

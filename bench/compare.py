@@ -36,7 +36,7 @@ def _decided(sample: dict[str, Any]) -> bool:
     return sample[TESTED_VALUE[sample["track"]]] is not None
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, seed: int = 0) -> dict[str, Any]:
+def compare_runs(run_a: str | Path, run_b: str | Path, *, seed: int) -> dict[str, Any]:
     """Differences B − A for every metric of every track both runs have, on the instances both decided."""
     results_a, results_b = read_results(run_a), read_results(run_b)
     if results_a.bench.content_hash != results_b.bench.content_hash:

@@ -99,7 +99,7 @@ def read_agreement(path: str, mtime_ns: int, size: int) -> pd.DataFrame | str:
 def compare(path_a: str, stamps_a: tuple, path_b: str, stamps_b: tuple, seed: int) -> dict[str, Any] | str:
     """``compare_runs`` (the `promedical-bench compare` code), cached on both runs' files and the seed."""
     try:
-        return compare_runs(path_a, path_b, seed)
+        return compare_runs(path_a, path_b, seed=seed)
     except Exception as error:  # shown as text, never a crash
         return f"{type(error).__name__}: {error}"
 

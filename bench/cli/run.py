@@ -81,7 +81,7 @@ def compare_command(run_a: str, run_b: str, seed: int, as_json: bool) -> None:
     counted."""
     from promedical.bench.compare import compare_runs
 
-    comparison = compare_runs(run_a, run_b, seed)
+    comparison = compare_runs(run_a, run_b, seed=seed)
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
 
 
