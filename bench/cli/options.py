@@ -1,8 +1,19 @@
-"""Click parameter types shared by the commands (``--batch-size``)."""
+"""Options and parameter types shared by the commands (``--output-dir``, ``--device``, ``--dtype``,
+``--batch-size``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+#: ``--output-dir`` of the commands that write runs (``run``, ``ultramedical``).
+runs_output_dir = click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                               default=Path("results"), show_default=True,
+                               help="Runs are written to OUTPUT_DIR/<run_id>/.")
+device = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+dtype = click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+                     show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
 
 
 class BatchSize(click.ParamType):

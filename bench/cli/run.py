@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from promedical.bench.cli import options
 from promedical.bench.cli.options import BatchSize
 
 
@@ -25,14 +26,12 @@ from promedical.bench.cli.options import BatchSize
               help="Grader for the policy track: rm:PATH, hf:PATH, openai:MODEL (OPENAI_BASE_URL, OPENAI_API_KEY), "
                    "table:FILE (verdicts fixed in a file), "
                    "or world (exact ground truth for synthetic-world prompts).")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Runs are written to OUTPUT_DIR/<run_id>/.")
+@options.runs_output_dir
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N items (quick looks).")
 @click.option("--batch-size", type=BatchSize(), default="auto", show_default=True,
               help="Inputs per forward pass; 'auto' starts at 32 and halves on CUDA out-of-memory.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
-              show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
+@options.device
+@options.dtype
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds sampling and the bootstrap CIs.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the verdict/generation cache lives (default OUTPUT_DIR/.cache).")

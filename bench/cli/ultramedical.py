@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from promedical.bench.cli import options
 from promedical.bench.cli.options import BatchSize
 from promedical.bench.ultramedical.suite import COLUMNS, PROTOCOLS, TASK_NAMES
 
@@ -21,14 +22,12 @@ from promedical.bench.ultramedical.suite import COLUMNS, PROTOCOLS, TASK_NAMES
                    "bundled demo items. Default: the Hugging Face Hub.")
 @click.option("--tasks", default="all", show_default=True,
               help=f"Comma-separated subset of: {', '.join(TASK_NAMES)}.")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Runs are written to OUTPUT_DIR/<run_id>/.")
+@options.runs_output_dir
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N questions of each task.")
 @click.option("--batch-size", type=BatchSize(), default="auto", show_default=True,
               help="lm-eval batch size; 'auto' is lm-eval's automatic size on CUDA and 8 on CPU.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
-              show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
+@options.device
+@options.dtype
 @click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
               help="lm-eval model type; vllm needs `pip install promedical-bench[vllm]` and a GPU.")
 @click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
