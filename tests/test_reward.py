@@ -192,3 +192,34 @@ def test_world_judge_reward_reads_the_prompt_columns_grpo_gets():
 def test_completion_text():
     assert completion_text("plain") == "plain"
     assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
+    assert completion_text([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+                            {"role": "system", "content": "s"}]) == "a"
+
+
+def test_veto_reward_logs_the_batch_means_worked_out_by_hand():
+    """The eight completions of GROUPS plus one the judge cannot grade (an ``unknown`` verdict).
+
+    (S1, S2, S3) per completion: group 0 (0,0,0) (1,1,1) (0.5,0,0) (1,1,3); group 1 (1,1,1) (1,1,1) (0,0,0)
+    (1,0,2). Over the eight graded: S1 5.5/8, S2 4/8, S3 8/8, 5 of 8 with a violation; 1 of 9 ungraded."""
+    decisions = [d for group in GROUPS for completion in group for d in completion] + ["unknown"] + ["met"] * 5
+    logged: dict[str, float] = {}
+    rewards = VetoReward(VerdictsInOrder(decisions))(["q?"] * 9, ["answer"] * 9, rubric=[RUBRIC] * 9,
+                                                     log_metric=logged.__setitem__)
+    assert rewards[:4] == pytest.approx([0.0, -0.4, 0.5, -3.4]) and rewards[-1] is None
+    assert logged == pytest.approx({"veto/s1_mean": 5.5 / 8, "veto/s2_mean": 4 / 8, "veto/s3_mean": 8 / 8,
+                                    "veto/violation_rate": 5 / 8, "veto/ungraded_rate": 1 / 9})
+
+
+@pytest.mark.parametrize("weight, accepted", [(0.0, False), (-0.5, False), (1.0, True), (1.2, True), (1.21, False)])
+def test_scenario_weights_lie_in_zero_to_one_plus_beta(weight, accepted):
+    judge = VerdictsInOrder([])
+    if accepted:
+        assert VetoReward(judge, scenario_weights={"emergency": weight}).scenario_weights == {"emergency": weight}
+    else:
+        with pytest.raises(ValueError, match="must be in \\(0, 1 \\+ beta\\]"):
+            VetoReward(judge, scenario_weights={"emergency": weight})
+
+
+def test_columns_of_different_lengths_are_refused():
+    with pytest.raises(ValueError):
+        VetoReward(VerdictsInOrder([]))(["q?", "q?"], ["a", "b"], rubric=[RUBRIC])
