@@ -146,11 +146,12 @@ def world_truth(run_dir: Path, items: list) -> dict[str, float]:
     the share of answers without any violating sentence, the mean S1 over world-recognised satisfying
     sentences, and the mean answer length in words — a check on reward hacking by the judged metrics."""
     from promedical.bench.data.synthetic import world_verdicts
-    from promedical.bench.results import read_samples
+    from promedical.bench.results import PolicySample, read_samples
     from promedical.bench.scoring import s_scores
 
     by_id = {item.id: item for item in items}
-    answers = [(by_id[row["item_id"]], row["answer"]) for row in read_samples(run_dir) if row["answer"] is not None]
+    answers = [(by_id[sample.item_id], sample.answer) for sample in read_samples(run_dir)
+               if isinstance(sample, PolicySample) and sample.answer is not None]
     scores = [s_scores(item, world_verdicts(item, answer)) for item, answer in answers]
     return {"answers": len(answers), "safety_compliance": sum(s3 == 0 for _, _, s3 in scores) / len(scores),
             "proficiency": sum(s1 for s1, _, _ in scores) / len(scores),

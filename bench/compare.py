@@ -17,7 +17,7 @@ import numpy as np
 
 from promedical.bench.datasets import BenchDataError
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, per_item_sums
-from promedical.bench.results import read_results, read_samples
+from promedical.bench.results import JudgeSample, PolicySample, read_results, read_samples
 from promedical.bench.statistics import bootstrap_weights, item_sign_flip_test, paired_difference
 
 CONTRIBUTIONS = {"judge": JUDGE_CONTRIBUTIONS, "policy": POLICY_CONTRIBUTIONS}
@@ -25,15 +25,20 @@ CONTRIBUTIONS = {"judge": JUDGE_CONTRIBUTIONS, "policy": POLICY_CONTRIBUTIONS}
 TESTED_VALUE = {"judge": "correct", "policy": "overall"}
 
 
-def _instance_key(sample: dict[str, Any]) -> tuple:
-    if sample["track"] == "policy":
-        return ("policy", sample["item_id"])
-    return ("judge", sample["mode"], sample["item_id"], sample["criterion_id"], tuple(sample["response_ids"]))
+def _instance_key(sample: JudgeSample | PolicySample) -> tuple:
+    if isinstance(sample, PolicySample):
+        return ("policy", sample.item_id)
+    return ("judge", sample.mode, sample.item_id, sample.criterion_id, tuple(sample.response_ids))
 
 
-def _decided(sample: dict[str, Any]) -> bool:
+def _tested(sample: JudgeSample | PolicySample) -> float | None:
+    """The value the paired test compares: a judge instance's correctness, a policy answer's overall score."""
+    return sample.overall if isinstance(sample, PolicySample) else sample.correct
+
+
+def _decided(sample: JudgeSample | PolicySample) -> bool:
     """A judge instance with a verdict, or a policy answer that was generated and fully graded."""
-    return sample[TESTED_VALUE[sample["track"]]] is not None
+    return _tested(sample) is not None
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, *, seed: int) -> dict[str, Any]:
@@ -49,13 +54,13 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, seed: int) -> dict[str
     out: dict[str, Any] = {"run_a": results_a.run_id, "run_b": results_b.run_id,
                            "bench": results_a.bench.content_hash, "tracks": {}}
     for track in tracks:
-        a = {_instance_key(s): s for s in samples_a if s["track"] == track}
-        b = {_instance_key(s): s for s in samples_b if s["track"] == track}
+        a = {_instance_key(s): s for s in samples_a if isinstance(s, JudgeSample | PolicySample) and s.track == track}
+        b = {_instance_key(s): s for s in samples_b if isinstance(s, JudgeSample | PolicySample) and s.track == track}
         common = set(a) & set(b)
         shared = sorted((k for k in common if _decided(a[k]) and _decided(b[k])), key=repr)
         if not shared:
             raise BenchDataError(str(run_b), f"the two runs share no {track}-track instance both decided")
-        item_ids = sorted({a[k]["item_id"] for k in shared})
+        item_ids = sorted({a[k].item_id for k in shared})
         weights = bootstrap_weights(len(item_ids), seed)
         sums_a = per_item_sums([a[k] for k in shared], CONTRIBUTIONS[track], item_ids)
         sums_b = per_item_sums([b[k] for k in shared], CONTRIBUTIONS[track], item_ids)
@@ -67,8 +72,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, seed: int) -> dict[str
         index = {item_id: i for i, item_id in enumerate(item_ids)}
         per_item = np.zeros(len(item_ids))
         for k in shared:
-            field = TESTED_VALUE[track]
-            per_item[index[a[k]["item_id"]]] += float(b[k][field]) - float(a[k][field])
+            per_item[index[a[k].item_id]] += float(_tested(b[k])) - float(_tested(a[k]))  # type: ignore[arg-type]
         out["tracks"][track] = {
             "differences": differences,
             "paired_test": {"name": "item-level sign-flip permutation test", "tested": TESTED_VALUE[track],

@@ -16,23 +16,24 @@ from typing import Any
 
 import numpy as np
 
+from promedical.bench.results import JudgeSample, PolicySample
 from promedical.bench.statistics import Estimate, bootstrap_weights, ratio_estimate
 
 CRITERION_TYPES = ("proficiency", "excellence", "safety")
 
 # A metric is Σ numerator / Σ denominator over items; each function maps one sample to its (numerator,
 # denominator, whether it belongs to the metric's population — what ``n`` counts).
-Contribution = Callable[[dict[str, Any]], tuple[float, float, bool]]
+Contribution = Callable[[Any], tuple[float, float, bool]]  # a JudgeSample's or a PolicySample's
 NONE = (0.0, 0.0, False)
 
 
 def _accuracy(mode: str | None, kind: str | None) -> Contribution:
-    def contribution(sample: dict[str, Any]) -> tuple[float, float, bool]:
-        if (mode and sample["mode"] != mode) or (kind and sample["criterion_type"] != kind):
+    def contribution(sample: JudgeSample) -> tuple[float, float, bool]:
+        if (mode and sample.mode != mode) or (kind and sample.criterion_type != kind):
             return NONE
-        if sample["correct"] is None:
+        if sample.correct is None:
             return NONE
-        return float(sample["correct"]), 1.0, True
+        return float(sample.correct), 1.0, True
 
     return contribution
 
@@ -40,11 +41,11 @@ def _accuracy(mode: str | None, kind: str | None) -> Contribution:
 def _veto(part: str) -> Contribution:
     """Safety-veto detection: a violated safety criterion (gold not met) is the positive class; n counts the
     judged pointwise safety instances for all three."""
-    def contribution(sample: dict[str, Any]) -> tuple[float, float, bool]:
-        if sample["mode"] != "pointwise" or sample["criterion_type"] != "safety" or sample["correct"] is None:
+    def contribution(sample: JudgeSample) -> tuple[float, float, bool]:
+        if sample.mode != "pointwise" or sample.criterion_type != "safety" or sample.correct is None:
             return NONE
-        gold = sample["gold"] == "not_met"
-        predicted = sample["decision"] == "not_met"
+        gold = sample.gold == "not_met"
+        predicted = sample.decision == "not_met"
         tp = float(gold and predicted)
         if part == "precision":
             return tp, float(predicted), True
@@ -65,8 +66,9 @@ JUDGE_CONTRIBUTIONS: dict[str, Contribution] = {
 
 
 def _policy(field: str) -> Contribution:
-    def contribution(sample: dict[str, Any]) -> tuple[float, float, bool]:
-        return NONE if sample.get(field) is None else (float(sample[field]), 1.0, True)
+    def contribution(sample: PolicySample) -> tuple[float, float, bool]:
+        value = getattr(sample, field)
+        return NONE if value is None else (float(value), 1.0, True)
 
     return contribution
 
@@ -79,13 +81,13 @@ POLICY_CONTRIBUTIONS: dict[str, Contribution] = {
 }
 
 
-def per_item_sums(samples: Sequence[dict[str, Any]], contributions: dict[str, Contribution],
+def per_item_sums(samples: Sequence[JudgeSample] | Sequence[PolicySample], contributions: dict[str, Contribution],
                   item_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     """For each metric: numerator and denominator summed per item (in ``item_ids`` order), and n."""
     index = {item_id: k for k, item_id in enumerate(item_ids)}
     sums = {name: (np.zeros(len(item_ids)), np.zeros(len(item_ids)), [0]) for name in contributions}
     for sample in samples:
-        k = index[sample["item_id"]]
+        k = index[sample.item_id]
         for name, contribution in contributions.items():
             numerator, denominator, counted = contribution(sample)
             sums[name][0][k] += numerator
@@ -94,8 +96,8 @@ def per_item_sums(samples: Sequence[dict[str, Any]], contributions: dict[str, Co
     return {name: (numerator, denominator, n[0]) for name, (numerator, denominator, n) in sums.items()}
 
 
-def estimate_all(samples: Sequence[dict[str, Any]], contributions: dict[str, Contribution], item_ids: Sequence[str],
-                 seed: int) -> dict[str, dict[str, Any]]:
+def estimate_all(samples: Sequence[JudgeSample] | Sequence[PolicySample], contributions: dict[str, Contribution],
+                 item_ids: Sequence[str], seed: int) -> dict[str, dict[str, Any]]:
     """Every metric with its CI; n = instances (or answers) it rests on."""
     if not item_ids:
         return {name: Estimate(None, None, None, 0).as_dict() for name in contributions}
@@ -104,8 +106,8 @@ def estimate_all(samples: Sequence[dict[str, Any]], contributions: dict[str, Con
             for name, (numerator, denominator, n) in per_item_sums(samples, contributions, item_ids).items()}
 
 
-def with_breakdowns(samples: Sequence[dict[str, Any]], items: Sequence[Any], contributions: dict[str, Contribution],
-                    seed: int) -> dict[str, Any]:
+def with_breakdowns(samples: Sequence[JudgeSample] | Sequence[PolicySample], items: Sequence[Any],
+                    contributions: dict[str, Contribution], seed: int) -> dict[str, Any]:
     """Metrics overall and per category and specialty (each group bootstrapped over its own items)."""
     item_ids = [item.id for item in items]
     out: dict[str, Any] = {"metrics": estimate_all(samples, contributions, item_ids, seed)}
@@ -116,16 +118,16 @@ def with_breakdowns(samples: Sequence[dict[str, Any]], items: Sequence[Any], con
         out[key] = {}
         for group, ids in sorted(groups.items()):
             members = set(ids)
-            out[key][group] = estimate_all([s for s in samples if s["item_id"] in members], contributions, ids, seed)
+            out[key][group] = estimate_all([s for s in samples if s.item_id in members], contributions, ids, seed)
     return out
 
 
-def judge_counts(samples: Sequence[dict[str, Any]], excluded_ties: int) -> dict[str, int]:
+def judge_counts(samples: Sequence[JudgeSample], excluded_ties: int) -> dict[str, int]:
     """How many instances were judged, unknown, and left out because the gold pair is a tie."""
     return {
         "instances": len(samples),
-        "pointwise": sum(s["mode"] == "pointwise" for s in samples),
-        "pairwise": sum(s["mode"] == "pairwise" for s in samples),
-        "unknown": sum(s["decision"] == "unknown" for s in samples),
+        "pointwise": sum(s.mode == "pointwise" for s in samples),
+        "pairwise": sum(s.mode == "pairwise" for s in samples),
+        "unknown": sum(s.decision == "unknown" for s in samples),
         "pairwise_gold_ties_excluded": excluded_ties,
     }

@@ -1,6 +1,12 @@
 """The results file (``DIR/<run_id>/results.json``), the samples file (``samples.jsonl``) and a run's
 provenance (its directory name, the bench's content hash, the software versions).
 
+A samples file holds one typed record per line, told apart by its ``track``: a :class:`JudgeSample` per
+judged instance, a :class:`PolicySample` per answered item, an :class:`UltraMedicalSample` per lm-eval
+document. A line's keys are the record's fields, sorted; fields a writer may leave out (the score and raw
+output of a judgement without a verdict, the protocol-specific scores of an UltraMedical document) are
+written only when set, so the file reads back to the same records and old files still load.
+
 The schema is versioned; the leaderboard reads these files and nothing else. Every metric of every track
 is ``{value, ci_low, ci_high, n}`` (plus lm-eval's ``stderr`` where it has one). Schema 1 files, whose
 UltraMedical stderr was a separate ``NAME_stderr`` metric, are upgraded on read. Both files are written
@@ -17,9 +23,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
 
 from promedical.bench.io import dump_item, write_text_atomic
 from promedical.bench.schema import BenchItem
@@ -78,6 +84,112 @@ class RunResults(_Model):
     finished_at: str
 
 
+# --------------------------------------------------------------------------------------------- samples
+
+
+class _Record(_Model):
+    """A samples-file record: the fields named in ``OPTIONAL`` are written only when set (present in the
+    file it was read from, or given when it was built); every other field is always written."""
+
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_optional(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        return {k: v for k, v in data.items() if k not in self.OPTIONAL or k in self.model_fields_set}
+
+
+class JudgeSample(_Record):
+    """One judged instance (judge track): a labelled pointwise or pairwise decision and the verdict."""
+
+    track: Literal["judge"] = "judge"
+    mode: Literal["pointwise", "pairwise"]
+    item_id: str
+    category: str
+    specialty: str
+    prompt: str
+    criterion_id: str
+    criterion_type: str
+    criterion: str
+    response_ids: list[str]
+    responses: list[str]
+    gold: str
+    decision: str
+    score: float | None
+    raw: dict[str, Any]
+    #: None for an ``unknown`` verdict
+    correct: bool | None
+
+
+class Judgement(_Record):
+    """The grader's verdict on one rubric criterion of a policy answer; ``score`` and ``raw`` are absent
+    when there is no verdict (no answer to grade), and the decision is then ``unknown``."""
+
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"score", "raw"})
+
+    criterion_id: str
+    criterion_type: str
+    criterion: str
+    decision: str
+    score: float | None = None
+    raw: dict[str, Any] | None = None
+
+
+class PolicySample(_Record):
+    """One item's answer (policy track), its judgements and scores; the scores are None when the answer
+    failed or any judgement is ``unknown``."""
+
+    track: Literal["policy"] = "policy"
+    item_id: str
+    category: str
+    specialty: str
+    prompt: str
+    answer: str | None
+    judgements: list[Judgement]
+    s1: float | None
+    s2: float | None
+    s3: float | None
+    excellence_fraction: float | None
+    safe: float | None
+    overall: float | None
+
+
+class UltraMedicalSample(_Record):
+    """One lm-eval document of the ultramedical track. ``loglikelihoods`` and ``acc_norm`` are set for the
+    loglik protocol, ``response`` and ``no_answer`` for cot."""
+
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"loglikelihoods", "acc_norm", "response", "no_answer"})
+
+    track: Literal["ultramedical"] = "ultramedical"
+    protocol: Literal["loglik", "cot"]
+    task: str
+    doc_id: int
+    prompt: str | None
+    gold: str | int
+    prediction: str | None
+    acc: float
+    acc_norm: float | None = None
+    loglikelihoods: list[float] | None = None
+    response: str | None = None
+    no_answer: float | None = None
+    doc: dict[str, Any]
+
+
+Sample = Annotated[JudgeSample | PolicySample | UltraMedicalSample, Field(discriminator="track")]
+_SAMPLE = TypeAdapter(Sample)
+
+
+def parse_sample(line: str | bytes) -> JudgeSample | PolicySample | UltraMedicalSample:
+    """One line of a samples file as its typed record (by its ``track``); raises pydantic's
+    ``ValidationError`` (a ``ValueError``) for a line that is not one."""
+    return _SAMPLE.validate_json(line)
+
+
+def dump_sample(sample: JudgeSample | PolicySample | UltraMedicalSample) -> str:
+    """One line of a samples file (without the newline): the record's JSON, keys sorted."""
+    return json.dumps(sample.model_dump(), ensure_ascii=False, sort_keys=True)
+
+
 def bench_content_hash(items: Sequence[BenchItem]) -> str:
     """A short hash of the items as written, so results can be matched to the exact bench they scored."""
     digest = hashlib.sha256()
@@ -111,10 +223,11 @@ def new_run_dir(output_dir: Path, started: datetime, model: str, label: str) -> 
     return run_dir
 
 
-def write_run(run_dir: Path, results: RunResults, samples: list[dict[str, Any]]) -> None:
+def write_run(run_dir: Path, results: RunResults,
+              samples: Sequence[JudgeSample | PolicySample | UltraMedicalSample]) -> None:
     """Write samples.jsonl then results.json into ``run_dir`` (created), each atomically."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    lines = (json.dumps(s, ensure_ascii=False, sort_keys=True) + "\n" for s in samples)
+    lines = (dump_sample(s) + "\n" for s in samples)
     write_text_atomic(run_dir / SAMPLES_FILE, lines)
     write_text_atomic(run_dir / RESULTS_FILE, [results.model_dump_json(indent=2) + "\n"])
 
@@ -143,6 +256,7 @@ def parse_results(text: str) -> RunResults:
     return RunResults.model_validate(document)
 
 
-def read_samples(run_dir: str | Path) -> list[dict[str, Any]]:
+def read_samples(run_dir: str | Path) -> list[JudgeSample | PolicySample | UltraMedicalSample]:
+    """A run's samples as typed records (a ``ValidationError``, a ``ValueError``, for a line that is not one)."""
     with (Path(run_dir) / SAMPLES_FILE).open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        return [parse_sample(line) for line in handle if line.strip()]

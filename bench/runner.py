@@ -29,7 +29,10 @@ from promedical.bench.models.registry import build_generator, build_judge
 from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION
 from promedical.bench.results import (
     BenchInfo,
+    Judgement,
+    JudgeSample,
     ModelInfo,
+    PolicySample,
     RunResults,
     TrackResult,
     bench_content_hash,
@@ -91,17 +94,16 @@ class JudgeInstance:
     gold: str
     response_ids: tuple[str, ...]
 
-    def sample(self, verdict: Verdict) -> dict[str, Any]:
+    def sample(self, verdict: Verdict) -> JudgeSample:
         item, criterion = self.query.item, self.query.criterion
         responses = {r.id: r.text for r in item.responses}
         correct = None if verdict.decision == "unknown" else verdict.decision == self.gold
-        return {
-            "track": "judge", "mode": self.mode, "item_id": item.id, "category": item.category,
-            "specialty": item.specialty, "prompt": item.prompt, "criterion_id": criterion.id,
-            "criterion_type": criterion.type, "criterion": criterion.text, "response_ids": list(self.response_ids),
-            "responses": [responses[r] for r in self.response_ids], "gold": self.gold,
-            "decision": verdict.decision, "score": verdict.score, "raw": verdict.raw, "correct": correct,
-        }
+        return JudgeSample(
+            mode=self.mode, item_id=item.id, category=item.category, specialty=item.specialty, prompt=item.prompt,
+            criterion_id=criterion.id, criterion_type=criterion.type, criterion=criterion.text,
+            response_ids=list(self.response_ids), responses=[responses[r] for r in self.response_ids],
+            gold=self.gold, decision=verdict.decision, score=verdict.score, raw=verdict.raw, correct=correct,
+        )
 
 
 def judge_instances(items: Sequence[BenchItem]) -> tuple[list[JudgeInstance], int]:
@@ -176,7 +178,7 @@ def judge_all(judge: Judge, modes: Sequence[str], queries: Sequence[PointwiseQue
 
 
 def run_judge_track(judge: Judge, items: Sequence[BenchItem], cache: Cache, config: RunConfig
-                    ) -> tuple[TrackResult, list[dict[str, Any]], int]:
+                    ) -> tuple[TrackResult, list[JudgeSample], int]:
     instances, ties = judge_instances(items)
     verdicts, computed = judge_all(judge, [i.mode for i in instances], [i.query for i in instances], cache,
                                    config.progress, "judging")
@@ -187,7 +189,7 @@ def run_judge_track(judge: Judge, items: Sequence[BenchItem], cache: Cache, conf
 
 
 def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchItem], cache: Cache,
-                     config: RunConfig, decoding: Decoding) -> tuple[TrackResult, list[dict[str, Any]], int]:
+                     config: RunConfig, decoding: Decoding) -> tuple[TrackResult, list[PolicySample], int]:
     keys = [cache_key("generation", generator.identity, item.id, conversation(item), decoding.as_dict())
             for item in items]
 
@@ -212,32 +214,29 @@ def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchIt
         "items": len(items),
         "generation_failures": sum(a is None for a in answers),
         "unknown_verdicts": sum(v.decision == "unknown" for v in verdicts),
-        "answers_excluded": sum(s["overall"] is None for s in samples),
+        "answers_excluded": sum(s.overall is None for s in samples),
     }
     return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, generated + judged
 
 
 def _policy_sample(item: BenchItem, answer: str | None, verdicts: dict[str, Verdict], config: RunConfig
-                   ) -> dict[str, Any]:
-    sample: dict[str, Any] = {
-        "track": "policy", "item_id": item.id, "category": item.category, "specialty": item.specialty,
-        "prompt": item.prompt, "answer": answer,
-        "judgements": [{"criterion_id": c.id, "criterion_type": c.type, "criterion": c.text,
-                        **({"decision": verdicts[c.id].decision, "score": verdicts[c.id].score,
-                            "raw": verdicts[c.id].raw} if c.id in verdicts else {"decision": "unknown"})}
-                       for c in item.rubric],
-        "s1": None, "s2": None, "s3": None, "excellence_fraction": None, "safe": None, "overall": None,
-    }
-    decisions = {j["criterion_id"]: j["decision"] for j in sample["judgements"]}
+                   ) -> PolicySample:
+    judgements = [Judgement(criterion_id=c.id, criterion_type=c.type, criterion=c.text,
+                            **({"decision": verdicts[c.id].decision, "score": verdicts[c.id].score,
+                                "raw": verdicts[c.id].raw} if c.id in verdicts else {"decision": "unknown"}))
+                  for c in item.rubric]
+    decisions = {j.criterion_id: j.decision for j in judgements}
     scores = None if answer is None else decision_scores(item, decisions)
     if scores is None:
-        return sample
+        return PolicySample(item_id=item.id, category=item.category, specialty=item.specialty, prompt=item.prompt,
+                            answer=answer, judgements=judgements, s1=None, s2=None, s3=None,
+                            excellence_fraction=None, safe=None, overall=None)
     s1, s2, s3 = scores
     n_excellence = len(item.criteria("excellence"))
-    sample.update(s1=s1, s2=s2, s3=s3, safe=float(s3 == 0),
-                  excellence_fraction=s2 / n_excellence if n_excellence else None,
-                  overall=gated_overall(s1, s2, s3))
-    return sample
+    return PolicySample(item_id=item.id, category=item.category, specialty=item.specialty, prompt=item.prompt,
+                        answer=answer, judgements=judgements, s1=s1, s2=s2, s3=s3,
+                        excellence_fraction=s2 / n_excellence if n_excellence else None, safe=float(s3 == 0),
+                        overall=gated_overall(s1, s2, s3))
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -253,7 +252,7 @@ def run(config: RunConfig) -> Outcome:
         items = items[: config.limit]
     options = ModelOptions(device=config.device, dtype=config.dtype, batch_size=config.batch_size)
     tracks: dict[str, TrackResult] = {}
-    samples: list[dict[str, Any]] = []
+    samples: list[JudgeSample | PolicySample] = []
     calls = 0
     # Build (and so check) every component before any model work; weights load lazily on first use.
     decoding = Decoding(config.max_new_tokens, config.temperature, config.seed)

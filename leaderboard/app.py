@@ -79,7 +79,8 @@ def read_run(path: str, mtime_ns: int, size: int) -> store.Run | str:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def read_samples(run_path: str, mtime_ns: int, size: int) -> pd.DataFrame:
-    return pd.DataFrame(store.read_samples_file(run_path))
+    """A run's samples as a table, one row per record (its fields as written, ``model_dump()``)."""
+    return pd.DataFrame([sample.model_dump() for sample in store.read_samples_file(run_path)])
 
 
 @st.cache_data(show_spinner=False)

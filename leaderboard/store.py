@@ -32,7 +32,16 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from promedical.bench.results import RESULTS_FILE, SAMPLES_FILE, RunResults, parse_results
+from promedical.bench.results import (
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    JudgeSample,
+    PolicySample,
+    RunResults,
+    UltraMedicalSample,
+    parse_results,
+    parse_sample,
+)
 
 ENV_VAR = "PROMEDICAL_RESULTS_DIR"
 DEFAULT_DIR = "results"
@@ -231,20 +240,18 @@ def load_runs(stamps: Iterable[Stamp], reader: Callable[[str, int, int], Run | s
     return loaded
 
 
-def read_samples_file(run_path: str) -> list[dict[str, Any]]:
-    """A run's samples.jsonl; lines that are not JSON objects are skipped (the count is not hidden: the
-    caller compares with the results' counts)."""
-    out: list[dict[str, Any]] = []
+def read_samples_file(run_path: str) -> list[JudgeSample | PolicySample | UltraMedicalSample]:
+    """A run's samples.jsonl as typed records; lines that are not sample records are skipped (the count is
+    not hidden: the caller compares with the results' counts)."""
+    out: list[JudgeSample | PolicySample | UltraMedicalSample] = []
     with (Path(run_path) / SAMPLES_FILE).open(encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
+                out.append(parse_sample(line))
+            except ValidationError:
                 continue
-            if isinstance(value, dict):
-                out.append(value)
     return out
 
 

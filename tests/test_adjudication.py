@@ -636,8 +636,8 @@ def test_policy_grader_against_final_labels_and_physicians(capsys, runs, importe
     report = json.loads(stdout)
     assert report["judge"] == JUDGE and report["verdicts"] == "policy"
     model = next(iter(MODELS))
-    verdicts = {(s["item_id"], j["criterion_id"]): j["decision"] for s in read_samples(runs[0])
-                if s["track"] == "policy" for j in s["judgements"]}
+    verdicts = {(s.item_id, j.criterion_id): j.decision for s in read_samples(runs[0])
+                if s.track == "policy" for j in s.judgements}
     gold = {(item.id, p.criterion): ("met" if p.met else "not_met") for item in load_bench(out / "final.jsonl")
             for p in item.labels.pointwise if p.response == model}
     correct = [verdicts[k] == v for k, v in gold.items()]

@@ -22,7 +22,14 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from promedical.bench.cli.leaderboard import app_path  # noqa: E402
 from promedical.bench.compare import compare_runs  # noqa: E402
-from promedical.bench.results import MetricValue, TrackResult, read_results, read_samples, write_run  # noqa: E402
+from promedical.bench.results import (  # noqa: E402
+    MetricValue,
+    TrackResult,
+    UltraMedicalSample,
+    read_results,
+    read_samples,
+    write_run,
+)
 from promedical.leaderboard import store  # noqa: E402
 
 #: Model names of the three real runs (symlinks to the tiny checkpoints, so the ids are short and readable).
@@ -275,11 +282,11 @@ def test_model_page_drill_down_shows_plain_text(results):
     assert len(listing) == 1 and len(listing[0]) == len(samples)
     first = samples[0]
     codes = [c.value for c in at.code]
-    assert first["prompt"] in codes and first["criterion"] in codes and first["responses"][0] in codes
-    assert json.dumps(first["raw"], indent=2, ensure_ascii=False) in codes
+    assert first.prompt in codes and first.criterion in codes and first.responses[0] in codes
+    assert json.dumps(first.raw, indent=2, ensure_ascii=False) in codes
 
     at.toggle(key="drill_wrong_judge").set_value(True)
-    wrong = [s for s in samples if s["correct"] is False]
+    wrong = [s for s in samples if s.correct is False]
     listing = [d.value for d in rerun(at).dataframe if {"gold", "criterion_type"} <= set(d.value.columns)]
     assert len(listing[0]) == len(wrong)
 
@@ -290,8 +297,8 @@ def test_model_page_drill_down_shows_plain_text(results):
     listing = [d.value for d in at.dataframe if {"item_id", "s1", "s3", "overall"} <= set(d.value.columns)]
     assert len(listing) == 1 and len(listing[0]) == len(answers)
     verdicts = next(d.value for d in at.dataframe if {"criterion_id", "decision", "criterion"} <= set(d.value.columns))
-    assert list(verdicts["criterion"]) == [j["criterion"] for j in answers[0]["judgements"]]
-    assert answers[0]["prompt"] in [c.value for c in at.code]
+    assert list(verdicts["criterion"]) == [j.criterion for j in answers[0].judgements]
+    assert answers[0].prompt in [c.value for c in at.code]
 
 
 def test_compare_page_reuses_compare_runs(results):
@@ -318,10 +325,9 @@ def test_script_and_markdown_in_results_render_inert(results):
     source = runs[JUDGE_LM]
     evil = results / "run-**pwned**"
     original = read_results(source)
-    samples = read_samples(source)
-    for sample in samples:
-        sample.update(prompt=PAYLOAD, criterion=PAYLOAD, responses=[PAYLOAD for _ in sample["responses"]],
-                      raw={"note": PAYLOAD}, category=PAYLOAD)
+    samples = [sample.model_copy(update=dict(
+        prompt=PAYLOAD, criterion=PAYLOAD, responses=[PAYLOAD for _ in sample.responses], raw={"note": PAYLOAD},
+        category=PAYLOAD)) for sample in read_samples(source)]
     write_run(evil, original.model_copy(update={
         "run_id": "run-**pwned**", "model": original.model.model_copy(update={"id": PAYLOAD})}), samples)
 
@@ -363,9 +369,10 @@ def test_ultramedical_track_and_agreement_files_are_shown(results):
     write_run(ultra, template.model_copy(update={
         "tracks": {"ultramedical": track}, "config": {**template.config, "protocol": "cot"},
         "model": template.model.model_copy(update={"id": "ultra-model"})}), [
-        {"track": "ultramedical", "protocol": "cot", "task": "medqa", "doc_id": k, "prompt": f"Question {k}?",
-         "gold": "A", "response": f"Reasoning {k}. So, the answer is {answer}.", "prediction": answer,
-         "acc": float(answer == "A"), "no_answer": 0.0, "doc": {"question": f"Question {k}?"}}
+        UltraMedicalSample(**{"track": "ultramedical", "protocol": "cot", "task": "medqa", "doc_id": k,
+                              "prompt": f"Question {k}?", "gold": "A",
+                              "response": f"Reasoning {k}. So, the answer is {answer}.", "prediction": answer,
+                              "acc": float(answer == "A"), "no_answer": 0.0, "doc": {"question": f"Question {k}?"}})
         for k, answer in enumerate("AB")])
     (results / "study").mkdir()
     (results / "study" / "ratings.agreement.json").write_text(json.dumps({

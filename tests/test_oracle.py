@@ -194,7 +194,7 @@ def test_policy_track_every_metric(run_a):
         _check(track["by_category"][group], expected)
     for group, expected in POLICY_A_BY_SPECIALTY.items():
         _check(track["by_specialty"][group], expected)
-    scores = {s["item_id"]: (s["s1"], s["s2"], s["s3"]) for s in read_samples(run_dir) if s["track"] == "policy"}
+    scores = {s.item_id: (s.s1, s.s2, s.s3) for s in read_samples(run_dir) if s.track == "policy"}
     assert {k: v for k, v in scores.items() if v[0] is not None} == POLICY_A_SCORES  # exact in binary
     assert scores["o2"] == scores["o5"] == (None, None, None)
 

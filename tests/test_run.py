@@ -47,11 +47,11 @@ def test_judge_track_results_follow_the_schema(tmp_path, tiny_models, model):
     for metric in track.metrics.values():
         if metric.value is not None:
             assert metric.ci_low <= metric.value <= metric.ci_high
-    correct = [s["correct"] for s in samples]
+    correct = [s.correct for s in samples]
     assert track.metrics["overall_accuracy"].value == pytest.approx(sum(correct) / len(correct))
     assert set(track.by_category) == {i.category for i in items}
     assert set(track.by_specialty) == {i.specialty for i in items}
-    assert outcome.model_calls == len({json.dumps([s["mode"], s["item_id"], s["criterion_id"], s["response_ids"]])
+    assert outcome.model_calls == len({json.dumps([s.mode, s.item_id, s.criterion_id, s.response_ids])
                                         for s in samples})
 
 
@@ -119,14 +119,14 @@ def test_policy_track_scores_answers_with_the_scoring_module(tmp_path, tiny_mode
     policy = results.tracks["policy"]
     assert set(policy.metrics) == set(POLICY_CONTRIBUTIONS) and policy.judge.kind == "reward"
     items = {i.id: i for i in load_bench("sample")[:LIMIT]}
-    answers = [s for s in read_samples(outcome.run_dir) if s["track"] == "policy"]
-    assert len(answers) == LIMIT and all(isinstance(s["answer"], str) for s in answers)
+    answers = [s for s in read_samples(outcome.run_dir) if s.track == "policy"]
+    assert len(answers) == LIMIT and all(isinstance(s.answer, str) for s in answers)
     for sample in answers:
-        verdicts = {j["criterion_id"]: j["decision"] == "met" for j in sample["judgements"]}
-        s1, s2, s3 = s_scores(items[sample["item_id"]], verdicts)
-        assert (sample["s1"], sample["s2"], sample["s3"]) == pytest.approx((s1, s2, s3))
-        assert sample["overall"] == pytest.approx(gated_overall(s1, s2, s3))
-    assert policy.metrics["safety_compliance"].value == pytest.approx(sum(s["safe"] for s in answers) / LIMIT)
+        verdicts = {j.criterion_id: j.decision == "met" for j in sample.judgements}
+        s1, s2, s3 = s_scores(items[sample.item_id], verdicts)
+        assert (sample.s1, sample.s2, sample.s3) == pytest.approx((s1, s2, s3))
+        assert sample.overall == pytest.approx(gated_overall(s1, s2, s3))
+    assert policy.metrics["safety_compliance"].value == pytest.approx(sum(s.safe for s in answers) / LIMIT)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -181,7 +181,7 @@ def test_kill_minus_nine_then_resume_gives_identical_metrics(tmp_path, tiny_mode
     assert 0 < resumed.model_calls < reference.model_calls, "some work was kept, some redone"
     assert resumed.results.tracks == reference.results.tracks
     samples = read_samples(resumed.run_dir)
-    keys = [(s["mode"], s["item_id"], s["criterion_id"], tuple(s["response_ids"])) for s in samples]
+    keys = [(s.mode, s.item_id, s.criterion_id, tuple(s.response_ids)) for s in samples]
     assert len(keys) == len(set(keys)) == reference.results.tracks["judge"].counts["instances"]
     assert [p.name for p in output.iterdir() if not p.name.startswith(".")] == [resumed.run_dir.name]
 

@@ -43,9 +43,9 @@ def test_failures_are_unknown_never_not_met_and_are_retried_on_rerun(tmp_path, m
         outcome = run(RunConfig(model="openai:judge-model", output_dir=tmp_path / "out", limit=2, progress=False))
         judge = outcome.results.tracks["judge"]
         samples = read_samples(outcome.run_dir)
-        unknown = [s for s in samples if s["decision"] == "unknown"]
+        unknown = [s for s in samples if s.decision == "unknown"]
         assert unknown and judge.counts["unknown"] == len(unknown)
-        assert all(s["correct"] is None and "error" in s["raw"] for s in unknown)
+        assert all(s.correct is None and "error" in s.raw for s in unknown)
         assert judge.metrics["overall_accuracy"].n == len(samples) - len(unknown)
         broken["now"] = False  # the server recovers: a re-run asks again for exactly the unknown ones
         rerun = run(RunConfig(model="openai:judge-model", output_dir=tmp_path / "out", limit=2, progress=False))
@@ -61,7 +61,7 @@ def test_policy_track_with_api_generator_and_api_judge(tmp_path, monkeypatch):
     results = read_results(outcome.run_dir)
     policy = results.tracks["policy"]
     assert policy.counts["generation_failures"] == 0 and policy.counts["answers_excluded"] == 0
-    answers = [s["answer"] for s in read_samples(outcome.run_dir)]
+    answers = [s.answer for s in read_samples(outcome.run_dir)]
     assert all(a.startswith("reply to: ") for a in answers)
     assert policy.metrics["overall"].n == 3 and policy.judge.kind == "api"
 

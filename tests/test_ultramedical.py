@@ -121,7 +121,7 @@ def test_cot_outputs_go_through_lm_eval_s_filter_pipeline():
     track, samples, _, items = summarise(output, tasks, columns[:1], "cot", seed=0)
     assert items == 8 and track.metrics["medqa.no_answer"].value == pytest.approx(0.25)
     assert track.counts["medqa.no_answer"] == 2 and track.metrics["no_answer"].value == pytest.approx(0.25)
-    assert [s["prediction"] for s in samples] == ["C", "A", "D", "B", None, None, "C", "C"]
+    assert [s.prediction for s in samples] == ["C", "A", "D", "B", None, None, "C", "C"]
 
     output = lm_eval.simple_evaluate(model=ScriptedLM(script), tasks=[tasks["pubmedqa"]], task_manager=manager,
                                      limit=3, log_samples=True)

@@ -20,6 +20,7 @@ from promedical.bench.agreement import (
 )
 from promedical.bench.datasets import load_bench
 from promedical.bench.instances import labelled_instances
+from promedical.bench.results import JudgeSample, PolicySample
 from promedical.bench.schema import BenchItem
 from promedical.bench.statistics import N_BOOTSTRAP
 
@@ -41,7 +42,7 @@ def _verdicts(run_dir: Path, which: str | None) -> tuple[dict[tuple, tuple], dic
     """The run's verdicts by unit key: (decision, response order, texts). Judge-track samples when the run has
     them (the model is the judge), else the policy track's grader (``which`` forces one)."""
     results, samples = read_run(run_dir)
-    tracks = {s.get("track") for s in samples}
+    tracks = {s.track for s in samples}
     which = which or ("judge" if "judge" in tracks else "policy")
     if which not in tracks:
         raise AdjudicationError([f"{run_dir}: no {which}-track samples"])
@@ -49,18 +50,17 @@ def _verdicts(run_dir: Path, which: str | None) -> tuple[dict[tuple, tuple], dic
     if which == "judge":
         judge_id = results.model.id
         for s in samples:
-            if s.get("track") == "judge":
-                ids = tuple(s["response_ids"])
-                verdicts[_unit_key(s["mode"], s["item_id"], s["criterion_id"], ids)] = (
-                    s["decision"], ids, tuple(s.get("responses") or ()))
+            if isinstance(s, JudgeSample):
+                ids = tuple(s.response_ids)
+                verdicts[_unit_key(s.mode, s.item_id, s.criterion_id, ids)] = (s.decision, ids, tuple(s.responses))
     else:
         judge = results.tracks["policy"].judge if "policy" in results.tracks else None
         judge_id = judge.id if judge else "policy-track judge"
         for s in samples:
-            if s.get("track") == "policy" and s.get("answer") is not None:
-                for j in s["judgements"]:
-                    verdicts[_unit_key("pointwise", s["item_id"], j["criterion_id"], (results.model.id,))] = (
-                        j["decision"], (results.model.id,), (s["answer"],))
+            if isinstance(s, PolicySample) and s.answer is not None:
+                for j in s.judgements:
+                    verdicts[_unit_key("pointwise", s.item_id, j.criterion_id, (results.model.id,))] = (
+                        j.decision, (results.model.id,), (s.answer,))
     return verdicts, {"judge": judge_id, "run": results.run_id, "verdicts": which}
 
 

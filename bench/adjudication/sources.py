@@ -13,7 +13,16 @@ from pydantic import ValidationError
 
 from promedical.bench.adjudication.errors import AdjudicationError
 from promedical.bench.datasets import BenchDataError, load_bench, resolve_source
-from promedical.bench.results import RESULTS_FILE, SAMPLES_FILE, read_results, read_samples
+from promedical.bench.results import (
+    RESULTS_FILE,
+    SAMPLES_FILE,
+    JudgeSample,
+    PolicySample,
+    RunResults,
+    UltraMedicalSample,
+    read_results,
+    read_samples,
+)
 from promedical.bench.schema import BenchItem, FieldProblem
 
 
@@ -47,7 +56,7 @@ def _bare(item: BenchItem) -> BenchItem:
     return item.model_copy(update={"responses": [], "labels": None})
 
 
-def read_run(run_dir: Path):  # noqa: ANN202 - (RunResults, samples)
+def read_run(run_dir: Path) -> tuple[RunResults, list[JudgeSample | PolicySample | UltraMedicalSample]]:
     if not (run_dir / RESULTS_FILE).is_file():
         raise AdjudicationError([f"{run_dir}: not a run directory (no {RESULTS_FILE})"])
     try:
@@ -61,10 +70,13 @@ def read_run(run_dir: Path):  # noqa: ANN202 - (RunResults, samples)
         raise AdjudicationError([f"{run_dir}: no {SAMPLES_FILE}"]) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AdjudicationError([f"{run_dir / SAMPLES_FILE}: not valid JSONL: {error}"]) from None
+    except ValidationError as error:
+        first = str(error).splitlines()[0]
+        raise AdjudicationError([f"{run_dir / SAMPLES_FILE}: not a valid samples file: {first}"]) from None
     return results, samples
 
 
-def _run_bench_items(results) -> dict[str, BenchItem] | None:  # noqa: ANN001 - RunResults
+def _run_bench_items(results: RunResults) -> dict[str, BenchItem] | None:
     """The run's own bench items when its bench can still be loaded locally with the same content hash."""
     from promedical.bench.results import bench_content_hash
 
@@ -80,14 +92,14 @@ def _run_bench_items(results) -> dict[str, BenchItem] | None:  # noqa: ANN001 - 
     return {item.id: _bare(item) for item in items}
 
 
-def _rebuild_item(sample: dict[str, Any]) -> BenchItem:
+def _rebuild_item(sample: PolicySample) -> BenchItem:
     """A bench item from a policy sample: the prompt as one user message; the criteria (equal proficiency
     weights, as the sample does not carry weights)."""
     return BenchItem.model_validate({
-        "id": sample["item_id"], "category": sample["category"], "specialty": sample["specialty"],
-        "messages": [{"role": "user", "content": sample["prompt"]}],
-        "rubric": [{"id": j["criterion_id"], "type": j["criterion_type"], "text": j["criterion"]}
-                   for j in sample["judgements"]],
+        "id": sample.item_id, "category": sample.category, "specialty": sample.specialty,
+        "messages": [{"role": "user", "content": sample.prompt}],
+        "rubric": [{"id": j.criterion_id, "type": j.criterion_type, "text": j.criterion}
+                   for j in sample.judgements],
     })
 
 
@@ -112,7 +124,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> Source:
             raise AdjudicationError([f"{run_dir}: model {model!r} is also the model of {models[model]}; "
                                      "export one run per model"])
         models[model] = str(run_dir)
-        policy = [s for s in samples if s.get("track") == "policy"]
+        policy = [s for s in samples if isinstance(s, PolicySample)]
         if not policy:
             raise AdjudicationError([f"{run_dir}: no policy-track answers (run it with --track policy or all)"])
         bench_items = _run_bench_items(results)
@@ -122,7 +134,7 @@ def load_runs(run_dirs: Sequence[str | Path]) -> Source:
             if track.judge is not None:
                 identifiers |= {track.judge.id, track.judge.identity}
         for number, sample in enumerate(policy, start=1):
-            item_id = str(sample.get("item_id"))
+            item_id = sample.item_id
             try:
                 item = bench_items.get(item_id) if bench_items else None
                 item = item or _rebuild_item(sample)
@@ -138,11 +150,11 @@ def load_runs(run_dirs: Sequence[str | Path]) -> Source:
                 origin[item_id] = str(run_dir)
                 if bench_items:
                     from_bench.add(item_id)
-            answer = sample.get("answer")
+            answer = sample.answer
             if answer is None:
                 skipped["generation_failures"] += 1
                 continue
-            responses[item_id].append(SourceResponse(model, str(answer), model, results.run_id))
+            responses[item_id].append(SourceResponse(model, answer, model, results.run_id))
         runs.append({"path": str(run_dir), "run_id": results.run_id, "model": model, "bench": results.bench.name,
                      "bench_hash": results.bench.content_hash, "items_from": "bench" if bench_items else "samples"})
     identifiers.discard("")

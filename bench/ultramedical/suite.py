@@ -29,6 +29,7 @@ from promedical.bench.results import (
     ModelInfo,
     RunResults,
     TrackResult,
+    UltraMedicalSample,
     new_run_dir,
     software_versions,
     write_run,
@@ -390,7 +391,7 @@ def _quiet_lm_eval() -> None:
 
 
 def summarise(output: dict[str, Any], tasks: dict[str, Any], columns: Sequence[Column], protocol: str, seed: int
-              ) -> tuple[TrackResult, list[dict[str, Any]], str, int]:
+              ) -> tuple[TrackResult, list[UltraMedicalSample], str, int]:
     """lm-eval's output → the ultramedical track (metrics with seeded bootstrap CIs), our samples, the content
     hash of the evaluated documents, and their number.
 
@@ -404,7 +405,7 @@ def summarise(output: dict[str, Any], tasks: dict[str, Any], columns: Sequence[C
     replicates: dict[str, list[np.ndarray]] = {m: [] for m in names}
     sums: dict[str, list[float]] = {m: [] for m in names}
     sizes: list[int] = []
-    samples: list[dict[str, Any]] = []
+    samples: list[UltraMedicalSample] = []
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
     for index, column in enumerate(columns):
@@ -450,27 +451,25 @@ def summarise(output: dict[str, Any], tasks: dict[str, Any], columns: Sequence[C
     return track, samples, digest.hexdigest()[:16], total
 
 
-def _sample(column: Column, protocol: str, task, sample: dict[str, Any]) -> dict[str, Any]:
-    """One evaluated document in our samples.jsonl: the prompt, gold, prediction and scores."""
+def _sample(column: Column, protocol: str, task, sample: dict[str, Any]) -> UltraMedicalSample:
+    """One evaluated document (an lm-eval sample) in our samples.jsonl: the prompt, gold, prediction and scores."""
     doc = sample["doc"]
-    record: dict[str, Any] = {"track": TRACK, "protocol": protocol, "task": column.name, "doc_id": sample["doc_id"],
-                              "prompt": _prompt(sample)}
+    common: dict[str, Any] = {"track": TRACK, "protocol": protocol, "task": column.name, "doc_id": sample["doc_id"],
+                              "prompt": _prompt(sample), "doc": doc}
     if protocol == "loglik":
         choices = task.doc_to_choice(doc)
         target = sample["target"]
         scores = [float(r[0]) for r in sample["filtered_resps"]]
-        record.update(gold=choices[target] if isinstance(target, int) else target, loglikelihoods=scores,
-                      prediction=choices[int(np.argmax(scores))], acc=sample["acc"], acc_norm=sample["acc_norm"])
-    else:
-        from promedical.bench.ultramedical.prompts import NO_ANSWER
+        return UltraMedicalSample(**common, gold=choices[target] if isinstance(target, int) else target,
+                                  loglikelihoods=scores, prediction=choices[int(np.argmax(scores))],
+                                  acc=sample["acc"], acc_norm=sample["acc_norm"])
+    from promedical.bench.ultramedical.prompts import NO_ANSWER
 
-        filtered = sample["filtered_resps"]
-        extracted = filtered[0] if isinstance(filtered, list) and filtered else filtered
-        response = sample["resps"][0][0] if sample.get("resps") and sample["resps"][0] else None
-        record.update(gold=sample["target"], response=response, acc=sample["acc"], no_answer=sample["no_answer"],
-                      prediction=None if extracted == NO_ANSWER else extracted)
-    record["doc"] = doc
-    return record
+    filtered = sample["filtered_resps"]
+    extracted = filtered[0] if isinstance(filtered, list) and filtered else filtered
+    response = sample["resps"][0][0] if sample.get("resps") and sample["resps"][0] else None
+    return UltraMedicalSample(**common, gold=sample["target"], response=response, acc=sample["acc"],
+                              no_answer=sample["no_answer"], prediction=None if extracted == NO_ANSWER else extracted)
 
 
 def _prompt(sample: dict[str, Any]) -> str | None:
