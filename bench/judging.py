@@ -48,7 +48,7 @@ class PairwiseQuery:
 class Verdict:
     """A judge's decision, its probability-like score (P(met) or P(A preferred)) and the raw output."""
 
-    decision: str
+    decision: PointwiseDecision | PairwiseDecision
     score: float | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
