@@ -289,8 +289,10 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
 
     items = resolve_data(recipe.train_data)
     train_items, dev_items = split_items(items, recipe.dev_fraction, recipe.seed)
+    args = recipe.trl_config()  # first: under a ZeRO-3 accelerate config the base model is then loaded partitioned
     model, tokenizer, fresh = load_base_model(resolve_model_source(recipe.base_model), recipe.seed)
     max_length = min(recipe.max_length, reward_max_length(tokenizer, model.config))
+    tokenizer.model_max_length = max_length  # saved with the model: judging truncates where training did
     rng = random.Random(recipe.seed)
     pairs = criterion_pairs(train_items)
     if recipe.max_pairs is not None and len(pairs) > recipe.max_pairs:
@@ -313,16 +315,20 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
                 history.append({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
 
     dataset = pair_dataset(pairs, tokenizer, max_length)
-    trainer = RewardTrainer(model=model, args=recipe.trl_config(), train_dataset=dataset, processing_class=tokenizer,
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                             callbacks=[_Record()], optimizers=(optimizer(model, fresh, recipe), None))
     trainer.train()
     output = Path(recipe.output_dir)
-    trainer.save_model(str(output))
-    tokenizer.save_pretrained(output)
+    trainer.save_model(str(output))  # whole weights and the tokenizer, from the main process (also under ZeRO-3)
 
     calibration = recipe.calibration_data or f"dev split of {recipe.train_data}"
-    thresholds, calibration_accuracy = write_calibration(
-        output, resolve_data(recipe.calibration_data) if recipe.calibration_data else dev_items, calibration)
+    main_process = trainer.accelerator.is_main_process
+    if main_process:  # once, on the saved whole checkpoint; the other processes read what it wrote
+        write_calibration(output, resolve_data(recipe.calibration_data) if recipe.calibration_data else dev_items,
+                          calibration)
+    trainer.accelerator.wait_for_everyone()
+    calibrated = json.loads((output / RM_CALIBRATION_FILE).read_text())
+    thresholds, calibration_accuracy = calibrated["thresholds"], calibrated["calibration_pointwise_accuracy"]
     report = {
         "base_model": recipe.base_model, "train_data": recipe.train_data, "train_items": len(train_items),
         "dev_items": len(dev_items), "calibration_data": calibration, "pairs": len(pairs),
@@ -332,7 +338,8 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
         "final_train_loss": next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
         "recipe": recipe.model_dump(),
     }
-    write_text_atomic(output / "README.md", [model_card(report)])
+    if main_process:
+        write_text_atomic(output / "README.md", [model_card(report)])
     return report
 
 

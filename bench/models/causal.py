@@ -10,13 +10,14 @@ from typing import Any
 from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict, pair_decision
 from promedical.bench.models.loading import (
     ModelOptions,
+    load_pretrained,
     load_tokenizer,
     model_identity,
     resolve_device,
     run_batched,
     torch_dtype,
 )
-from promedical.bench.prompts import CHAT_TEMPLATE_KWARGS, template_hash
+from promedical.bench.prompts import JUDGE_CHAT_TEMPLATE_KWARGS, template_hash
 
 #: What a causal judge adds to the shared rendering: the answer words it reads, how it wraps a prompt, and
 #: how it combines the two presentation orders of a pair. Part of its template hash.
@@ -24,7 +25,7 @@ CAUSAL_PROMPT_SETTINGS: dict[str, Any] = {
     "pointwise_answer": ["Yes", "No"],
     "pairwise_answer": ["A", "B"],
     "pairwise_orders": "mean of P(a preferred) over the (a, b) and (b, a) presentations",
-    "chat_template_kwargs": dict(CHAT_TEMPLATE_KWARGS),
+    "chat_template_kwargs": dict(JUDGE_CHAT_TEMPLATE_KWARGS),
     "without_chat_template_suffix": "\nAnswer:",
 }
 
@@ -52,7 +53,7 @@ class CausalLMJudge:
         from transformers import AutoModelForCausalLM
 
         dtype = torch_dtype(self.options.dtype, self.device)
-        model = AutoModelForCausalLM.from_pretrained(self.path_or_id, dtype=dtype)
+        model = load_pretrained(AutoModelForCausalLM, self.path_or_id, dtype=dtype)
         return model.to(self.device).eval()
 
     @cached_property

@@ -1,10 +1,13 @@
 """Loading shared by the local model backends: device and dtype, a checkpoint's architecture and kind, its
-identity for cache keys, its tokenizer, and batched forward passes that back off on out-of-memory."""
+identity for cache keys, its tokenizer, whole-weight loading for inference, and batched forward passes that
+back off on out-of-memory."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,12 +25,16 @@ class ModelOptions:
 
 
 def resolve_device(device: str) -> str:
+    """``auto``: CUDA when available, else CPU. Plain ``cuda`` in a process started by ``accelerate launch`` or
+    ``torchrun`` is that process's own GPU (``LOCAL_RANK``), so eight processes do not all load onto GPU 0."""
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
         raise JudgeError("--device cuda was asked for, but no CUDA device is available")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
     return device
 
 
@@ -86,6 +93,33 @@ def model_identity(path_or_id: str) -> str:
                 handle.seek(-(1 << 16), 2)
                 digest.update(handle.read())
     return f"local:{digest.hexdigest()[:16]}"
+
+
+@contextmanager
+def whole_weights() -> Iterator[None]:
+    """Load models with all their weights in this process, even inside a DeepSpeed ZeRO-3 run.
+
+    Building a TRL/transformers trainer config under a ZeRO-3 accelerate config makes every later
+    ``from_pretrained`` partition the weights across processes (``deepspeed.zero.Init``); a judge or reward
+    model used for inference next to training (GRPO's reward, calibration after reward-model training) would
+    then hold empty shards. The trainer's ZeRO-3 setting is restored on exit."""
+    from transformers.integrations import deepspeed
+
+    reference = deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps the active config only here
+    active = reference() if reference is not None else None
+    deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if active is not None:
+            deepspeed.set_hf_deepspeed_config(active)
+
+
+def load_pretrained(auto_class: Any, path_or_id: str, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained(path_or_id, **kwargs)`` with whole weights (:func:`whole_weights`): how
+    every inference backend loads its model."""
+    with whole_weights():
+        return auto_class.from_pretrained(path_or_id, **kwargs)
 
 
 def load_tokenizer(path_or_id: str, padding_side: str = "left"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from promedical.bench.judging import JudgeError, PairwiseQuery, PointwiseQuery, Verdict, pair_decision
 from promedical.bench.models.loading import (
     ModelOptions,
+    load_pretrained,
     load_tokenizer,
     model_identity,
     resolve_device,
@@ -120,9 +121,8 @@ class RewardModelJudge:
     def model(self):
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(
-            self.path_or_id, dtype=torch_dtype(self.options.dtype, self.device)
-        )
+        model = load_pretrained(AutoModelForSequenceClassification, self.path_or_id,
+                                dtype=torch_dtype(self.options.dtype, self.device))
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.tokenizer.pad_token_id
         return model.to(self.device).eval()
