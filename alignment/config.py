@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from promedical.bench.datasets import BenchDataError, load_bench
+from promedical.bench.prompts import chat_template_kwargs
 from promedical.bench.schema import BenchItem
 from promedical.bench.scoring import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_LAMBDA, check_reward_params
 
@@ -112,6 +113,13 @@ class SFTRecipe(_Recipe):
     tiny_sentence_tokens: bool = Field(
         default=True, description="every sentence of the training responses is one token (tiny only): a response is "
                                   "~10 tokens, so a CPU can train the policy in minutes")
+    enable_thinking: bool = Field(
+        default=False, description="chat-template argument of Qwen3-style models while rendering the examples; "
+                                   "evaluate the policy in the same mode (run --enable-thinking)")
+
+    def chat_template_kwargs(self) -> dict[str, Any]:
+        """What every example's chat template is rendered with (a per-example column for TRL's SFTTrainer)."""
+        return chat_template_kwargs(self.enable_thinking)
 
     def trl_config(self, check_only: bool = False):
         from trl import SFTConfig
@@ -146,7 +154,16 @@ class GRPORecipe(_Recipe):
     gradient_accumulation_steps: int = 1
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="colocate: the share of each GPU vLLM takes (weights and KV cache), "
+                                                 "next to the ZeRO-3 shards and the reward model")
+    vllm_max_model_length: int | None = Field(
+        default=None, ge=1, description="colocate: the longest prompt plus completion vLLM holds (default: the "
+                                        "model's limit, which sizes its KV cache for that length)")
     judge_batch_size: int | None = None
+    enable_thinking: bool = Field(
+        default=False, description="chat-template argument of Qwen3-style models for the GRPO prompts; evaluate "
+                                   "the policy in the same mode (run --enable-thinking)")
 
     @field_validator("lam")
     @classmethod
@@ -172,7 +189,9 @@ class GRPORecipe(_Recipe):
                           max_completion_length=self.max_completion_length, num_train_epochs=self.epochs,
                           max_steps=self.max_steps, per_device_train_batch_size=self.batch_size,
                           gradient_accumulation_steps=self.gradient_accumulation_steps, use_vllm=self.use_vllm,
-                          vllm_mode=self.vllm_mode)
+                          vllm_mode=self.vllm_mode, vllm_gpu_memory_utilization=self.vllm_gpu_memory_utilization,
+                          vllm_max_model_length=self.vllm_max_model_length,
+                          chat_template_kwargs=chat_template_kwargs(self.enable_thinking))
 
 
 Recipe = Annotated[RewardModelRecipe | SFTRecipe | GRPORecipe, Field(discriminator="kind")]

@@ -36,15 +36,17 @@ def prompt_dataset(items: list[BenchItem]):
     } for item in items])
 
 
-def response_dataset(items: list[BenchItem]):
+def response_dataset(items: list[BenchItem], template_kwargs: dict[str, Any]):
     """SFT examples in TRL's conversational prompt-completion form: each item's conversation (``prompt``)
-    followed by each of its candidate responses (``completion``, one assistant turn). With
-    ``completion_only_loss`` (the SFT recipe's default) only the response and its end-of-turn token are
-    trained, which needs no ``{% generation %}`` markers in the chat template."""
+    followed by each of its candidate responses (``completion``, one assistant turn), rendered with
+    ``template_kwargs`` (e.g. ``enable_thinking``). With ``completion_only_loss`` (the SFT recipe's default)
+    only the response and its end-of-turn token are trained, which needs no ``{% generation %}`` markers in
+    the chat template."""
     from datasets import Dataset
 
     return Dataset.from_list([
-        {"prompt": [m.model_dump() for m in item.messages], "completion": [{"role": "assistant", "content": r.text}]}
+        {"prompt": [m.model_dump() for m in item.messages], "completion": [{"role": "assistant", "content": r.text}],
+         "chat_template_kwargs": dict(template_kwargs)}
         for item in items for r in item.responses
     ])
 
@@ -74,11 +76,11 @@ def train_sft(recipe: SFTRecipe) -> dict[str, Any]:
     source = str(build_tiny_policy(recipe, items)) if recipe.base_model == "tiny" else \
         resolve_model_source(recipe.base_model)
     tokenizer = load_tokenizer(source)
-    trainer = SFTTrainer(model=source, args=recipe.trl_config(), train_dataset=response_dataset(items),
+    dataset = response_dataset(items, recipe.chat_template_kwargs())
+    trainer = SFTTrainer(model=source, args=recipe.trl_config(), train_dataset=dataset,
                          processing_class=tokenizer)
     result = trainer.train()
-    trainer.save_model(recipe.output_dir)
-    tokenizer.save_pretrained(recipe.output_dir)
+    trainer.save_model(recipe.output_dir)  # with the tokenizer
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     return {"conversations": len(trainer.train_dataset), "base_model": source, "vocab_size": len(tokenizer),
             "steps": trainer.state.global_step, "train_loss": result.training_loss,
@@ -98,9 +100,7 @@ def train_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     trainer = GRPOTrainer(model=source, reward_funcs=[reward], args=recipe.trl_config(),
                           train_dataset=prompt_dataset(items), processing_class=load_tokenizer(source))
     result = trainer.train()
-    Path(recipe.output_dir).mkdir(parents=True, exist_ok=True)
-    trainer.save_model(recipe.output_dir)
-    trainer.processing_class.save_pretrained(recipe.output_dir)
+    trainer.save_model(recipe.output_dir)  # with the tokenizer
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
 
     def logged(key: str, index: int) -> float | None:

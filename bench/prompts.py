@@ -57,10 +57,16 @@ TEMPLATE_HASH = hashlib.sha256(
     "\x00".join((TEMPLATE_VERSION, POINTWISE_TEMPLATE, PAIRWISE_TEMPLATE, repr(sorted(_KIND.items())))).encode()
 ).hexdigest()[:16]
 
-#: Arguments to every chat template we apply (judging and generation): Qwen3-style thinking is off, so a
-#: judge's next token is its answer and a policy's reply is not an unfinished chain of thought.
-CHAT_TEMPLATE_KWARGS: Mapping[str, Any] = {"enable_thinking": False}
-CHAT_TEMPLATE_KWARGS_ID = "chat=" + json.dumps(dict(CHAT_TEMPLATE_KWARGS), sort_keys=True)
+def chat_template_kwargs(enable_thinking: bool = False) -> dict[str, bool]:
+    """The arguments to every chat template this project applies: causal judging, policy generation (HF and
+    vLLM), GRPO and SFT prompts, and the UltraMedical CoT protocol. Qwen3-style thinking is one explicit
+    setting, off unless asked for: a judge's next token must be its answer, so judging never thinks; a policy
+    is evaluated in the mode it was trained in (the shipped recipes train without thinking)."""
+    return {"enable_thinking": enable_thinking}
+
+
+#: What a causal judge passes to its chat template (part of its template hash).
+JUDGE_CHAT_TEMPLATE_KWARGS: Mapping[str, Any] = chat_template_kwargs(enable_thinking=False)
 
 
 def template_hash(settings: Mapping[str, Any] | None = None) -> str:

@@ -26,7 +26,8 @@ from promedical.bench.judging import Judge, PairwiseQuery, PointwiseQuery, Verdi
 from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, judge_counts, with_breakdowns
 from promedical.bench.models.loading import ModelOptions
 from promedical.bench.models.registry import build_generator, build_judge
-from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION
+from promedical.bench.models.vllm import VLLMOptions
+from promedical.bench.prompts import TEMPLATE_HASH, TEMPLATE_VERSION, template_hash
 from promedical.bench.results import (
     BenchInfo,
     Judgement,
@@ -67,7 +68,10 @@ class RunConfig:
     backend: str | None = None
     max_new_tokens: int = 512
     temperature: float = 0.0
+    enable_thinking: bool = False
     tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
     progress: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -199,6 +203,7 @@ def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchIt
     stored, generated = cached_map(cache, "generation", keys, generate, lambda v: v != "null", "generating",
                                    config.progress, getattr(generator, "chunk_size", CHUNK))
     answers: list[str | None] = [json.loads(s) for s in stored]
+    generator.release()  # before grading: a judge on the same GPU needs the memory
 
     queries = [PointwiseQuery(item, c, answer) for item, answer in zip(items, answers, strict=True)
                if answer is not None for c in item.rubric]
@@ -216,7 +221,9 @@ def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchIt
         "unknown_verdicts": sum(v.decision == "unknown" for v in verdicts),
         "answers_excluded": sum(s.overall is None for s in samples),
     }
-    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, generated + judged
+    # the grader's prompts and the policy's chat-template arguments (thinking) both shape the scores
+    track_hash = template_hash({"grader": judge.template_hash, "policy_chat": decoding.chat_template_kwargs()})
+    return TrackResult(**summary, counts=counts, template_hash=track_hash), samples, generated + judged
 
 
 def _policy_sample(item: BenchItem, answer: str | None, verdicts: dict[str, Verdict], config: RunConfig
@@ -255,7 +262,7 @@ def run(config: RunConfig) -> Outcome:
     samples: list[JudgeSample | PolicySample] = []
     calls = 0
     # Build (and so check) every component before any model work; weights load lazily on first use.
-    decoding = Decoding(config.max_new_tokens, config.temperature, config.seed)
+    decoding = Decoding(config.max_new_tokens, config.temperature, config.seed, config.enable_thinking)
     judge = None
     if config.track in ("judge", "all"):
         if not judge_instances(items)[0]:
@@ -264,7 +271,8 @@ def run(config: RunConfig) -> Outcome:
         judge = build_judge(config.model, options)
     generator = grader = None
     if config.track in ("policy", "all"):
-        generator = build_generator(config.model, config.backend, options, decoding, config.tensor_parallel_size)
+        generator = build_generator(config.model, config.backend, options, decoding, VLLMOptions(
+            config.tensor_parallel_size, config.gpu_memory_utilization, config.max_model_len))
         grader = build_judge(config.judge, options)  # type: ignore[arg-type]
     model_info = (ModelInfo(id=config.model, identity=judge.identity, kind=judge.kind) if judge is not None
                   else ModelInfo(id=config.model, identity=generator.identity, kind="policy"))  # type: ignore[union-attr]

@@ -256,8 +256,8 @@ def test_sft_examples_are_prompt_completion_and_only_the_response_is_trained(tmp
                          tiny_hidden_size=32, tiny_vocab_size=300)
     assert recipe.base_model == "tiny" and recipe.trl_config().completion_only_loss is True
     items = resolve_data(recipe.train_data)
-    dataset = response_dataset(items)
-    assert set(dataset.column_names) == {"prompt", "completion"}
+    dataset = response_dataset(items, recipe.chat_template_kwargs())
+    assert set(dataset.column_names) == {"prompt", "completion", "chat_template_kwargs"}
     assert len(dataset) == sum(len(item.responses) for item in items)
     assert dataset[0]["completion"] == [{"role": "assistant", "content": items[0].responses[0].text}]
     base = build_tiny_policy(recipe, items)

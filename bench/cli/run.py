@@ -41,12 +41,20 @@ from promedical.bench.cli.options import BatchSize
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="0 = greedy decoding.")
+@click.option("--enable-thinking", is_flag=True,
+              help="Policy track: let a Qwen3-style model think first (chat-template argument enable_thinking); the "
+                   "answer graded is what follows its </think>. Off by default, as in the shipped training recipes.")
 @click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="GPUs per model with --backend vllm.")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.9,
+              show_default=True, help="Share of each GPU the vLLM engine takes (weights and KV cache), with --backend "
+                                      "vllm; the engine is shut down before the answers are graded.")
+@click.option("--max-model-len", type=click.IntRange(min=1), default=None,
+              help="Longest prompt plus answer vLLM must hold (default: the model's own limit).")
 def run_command(model: str, bench: str, split: str | None, track: str, judge_spec: str | None, output_dir: Path,
                 limit: int | None, batch_size: int | None, device: str, dtype: str, seed: int, cache_dir: Path | None,
-                no_cache: bool, backend: str | None, max_new_tokens: int, temperature: float,
-                tensor_parallel_size: int) -> None:
+                no_cache: bool, backend: str | None, max_new_tokens: int, temperature: float, enable_thinking: bool,
+                tensor_parallel_size: int, gpu_memory_utilization: float, max_model_len: int | None) -> None:
     """Score a model on a bench as a judge (default) and/or as a policy.
 
     Writes OUTPUT_DIR/<run_id>/results.json (metrics with 95% bootstrap CIs over items) and samples.jsonl
@@ -61,8 +69,9 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
     config = RunConfig(model=model, bench=bench, split=split, track=track, judge=judge_spec,  # type: ignore[arg-type]
                        output_dir=output_dir, limit=limit, batch_size=batch_size, device=device, dtype=dtype,
                        seed=seed, cache_dir=cache_dir, use_cache=not no_cache, backend=backend,
-                       max_new_tokens=max_new_tokens, temperature=temperature,
-                       tensor_parallel_size=tensor_parallel_size)
+                       max_new_tokens=max_new_tokens, temperature=temperature, enable_thinking=enable_thinking,
+                       tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+                       max_model_len=max_model_len)
     outcome = run(config)
     click.echo(format_summary(outcome.results))
     click.echo(f"\nwrote {outcome.run_dir} ({outcome.model_calls} model calls, the rest from cache)")

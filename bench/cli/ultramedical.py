@@ -35,15 +35,18 @@ from promedical.bench.ultramedical.suite import COLUMNS, PROTOCOLS, TASK_NAMES
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Longest chain of thought generated (cot protocol).")
 @click.option("--model-args", default=None,
-              help="Extra lm-eval model arguments, KEY=VALUE,... (e.g. enable_thinking=False,max_length=8192).")
+              help="Extra lm-eval model arguments, KEY=VALUE,... (e.g. max_length=8192).")
+@click.option("--enable-thinking", is_flag=True,
+              help="cot: let a Qwen3-style model think before answering (chat-template argument enable_thinking, "
+                   "answer read after </think>). Off by default: it is always passed explicitly.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the bootstrap CIs.")
 @click.option("--fetch-data", "fetch_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Instead of evaluating: download the evaluation splits from the Hub and write DIR/NAME.jsonl "
                    "for a later --data-dir DIR (e.g. on an offline machine).")
 def ultramedical_command(model: str | None, protocol: str, data_dir: str | None, tasks: str, output_dir: Path,
                          limit: int | None, batch_size: int | None, device: str, dtype: str, backend: str,
-                         tensor_parallel_size: int, max_new_tokens: int, model_args: str | None, seed: int,
-                         fetch_dir: Path | None) -> None:
+                         tensor_parallel_size: int, max_new_tokens: int, model_args: str | None,
+                         enable_thinking: bool, seed: int, fetch_dir: Path | None) -> None:
     """UltraMedical's nine multiple-choice columns (MedQA, MedMCQA, PubMedQA, six MMLU medical subsets),
     run by lm-eval with the task configs in bench/ultramedical/.
 
@@ -73,7 +76,7 @@ def ultramedical_command(model: str | None, protocol: str, data_dir: str | None,
         model=model, protocol=protocol, data_dir=data_dir, tasks=tuple(tasks.split(",")),  # type: ignore[arg-type]
         output_dir=output_dir, limit=limit, batch_size=batch_size, device=device, dtype=dtype,
         backend=backend, max_new_tokens=max_new_tokens, tensor_parallel_size=tensor_parallel_size,  # type: ignore
-        model_args=model_args, seed=seed)
+        model_args=model_args, enable_thinking=enable_thinking, seed=seed)
     outcome = run_ultramedical(config)
     click.echo(format_ultramedical(outcome.results))
     click.echo(f"\nwrote {outcome.run_dir}")

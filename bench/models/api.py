@@ -464,3 +464,6 @@ class OpenAIGenerator:
         requests = [ChatRequest(self.model, [m.model_dump() for m in item.messages], self.temperature,
                                 self.max_new_tokens, self.seed) for item in items]
         return [None if isinstance(o, Failure) else o for o in self.client.complete(requests)]
+
+    def release(self) -> None:
+        """Nothing to free here: the model runs on the server."""

@@ -11,13 +11,13 @@ from promedical.bench.judging import JudgeError
 from promedical.bench.models.loading import (
     ModelOptions,
     detect_kind,
+    load_pretrained,
     load_tokenizer,
     model_identity,
     resolve_device,
     run_batched,
     torch_dtype,
 )
-from promedical.bench.prompts import CHAT_TEMPLATE_KWARGS, CHAT_TEMPLATE_KWARGS_ID
 from promedical.bench.schema import BenchItem
 
 
@@ -34,7 +34,7 @@ class HFGenerator:
         self.tokenizer = load_tokenizer(path_or_id)
         if not getattr(self.tokenizer, "chat_template", None):
             raise JudgeError(f"model {path_or_id!r} has no chat template; the policy track needs a chat model")
-        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}|{CHAT_TEMPLATE_KWARGS_ID}"
+        self.identity = f"{self.spec}|{model_identity(path_or_id)}|{options.dtype}|{decoding.chat_id()}"
 
     @cached_property
     def model(self):
@@ -42,7 +42,7 @@ class HFGenerator:
         from transformers import AutoModelForCausalLM
 
         dtype = torch_dtype(self.options.dtype, self.device)
-        return AutoModelForCausalLM.from_pretrained(self.path_or_id, dtype=dtype).to(self.device).eval()
+        return load_pretrained(AutoModelForCausalLM, self.path_or_id, dtype=dtype).to(self.device).eval()
 
     def generate(self, items: Sequence[BenchItem]) -> list[str | None]:
         import torch
@@ -51,7 +51,7 @@ class HFGenerator:
 
         def batch(chunk: list[Conversation]) -> list[str | None]:
             texts = [self.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True,
-                                                        **CHAT_TEMPLATE_KWARGS) for c in chunk]
+                                                        **self.decoding.chat_template_kwargs()) for c in chunk]
             encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             sampling = self.decoding.temperature > 0
             torch.manual_seed(self.decoding.seed)
@@ -62,7 +62,7 @@ class HFGenerator:
                     pad_token_id=self.tokenizer.pad_token_id,
                 )
             new_tokens = output[:, encoded["input_ids"].shape[1]:]
-            return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            return [self.decoding.answer(t) for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
         order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
         sorted_texts = run_batched(batch, [conversations[i] for i in order], self.options.batch_size)
@@ -70,3 +70,14 @@ class HFGenerator:
         for position, index in enumerate(order):  # batches go by length (less padding); results in input order
             texts[index] = sorted_texts[position]
         return texts
+
+    def release(self) -> None:
+        """Drop the weights (loaded again on a later ``generate``) and return their GPU memory."""
+        import gc
+
+        import torch
+
+        self.__dict__.pop("model", None)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

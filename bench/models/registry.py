@@ -11,10 +11,14 @@ Generators: ``hf:PATH_OR_ID`` or a bare path/id (:mod:`.hf`; :mod:`.vllm` with b
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from promedical.bench.generating import Decoding, Generator
 from promedical.bench.judging import Judge, JudgeError
 from promedical.bench.models.loading import ModelOptions, detect_kind
+
+if TYPE_CHECKING:
+    from promedical.bench.models.vllm import VLLMOptions
 
 WORLD_SPEC = "world"
 
@@ -82,9 +86,12 @@ def build_judge(spec: str, options: ModelOptions = ModelOptions()) -> Judge:
 
 
 def build_generator(model: str, backend: str | None, options: ModelOptions, decoding: Decoding,
-                    tensor_parallel_size: int = 1) -> Generator:
+                    engine: VLLMOptions | None = None) -> Generator:
     """The generator for ``--model`` (``openai:MODEL`` selects the API backend, ``table:PATH`` answers fixed in
-    a file)."""
+    a file); ``engine`` sets up the vLLM backend. Thinking (``decoding.enable_thinking``) is a chat-template
+    argument, so only the local backends can switch it: an API server applies its own template."""
+    if decoding.enable_thinking and (model.startswith(("table:", "openai:")) or backend == "openai"):
+        raise JudgeError(f"--enable-thinking needs a local model (hf or vllm backend), not {model!r}")
     if model.startswith("table:"):
         from promedical.bench.models.table import TableGenerator
 
@@ -96,9 +103,9 @@ def build_generator(model: str, backend: str | None, options: ModelOptions, deco
                                temperature=decoding.temperature, seed=decoding.seed)
     path = model.removeprefix("hf:")
     if backend == "vllm":
-        from promedical.bench.models.vllm import VLLMGenerator
+        from promedical.bench.models.vllm import VLLMGenerator, VLLMOptions
 
-        return VLLMGenerator(path, decoding, tensor_parallel_size, options.dtype)
+        return VLLMGenerator(path, decoding, engine or VLLMOptions(), options.dtype)
     from promedical.bench.models.hf import HFGenerator
 
     return HFGenerator(path, options, decoding)

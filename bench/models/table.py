@@ -146,3 +146,6 @@ class TableGenerator:
 
     def generate(self, items: Sequence[BenchItem]) -> list[str | None]:
         return [self.table.answers.get(item.id) for item in items]
+
+    def release(self) -> None:
+        """Nothing to free: the answers are a file."""

@@ -22,7 +22,9 @@ from typing import Any, Literal
 import numpy as np
 
 from promedical.bench.datasets import BenchDataError, read_records
+from promedical.bench.generating import THINK_END
 from promedical.bench.io import write_text_atomic
+from promedical.bench.prompts import chat_template_kwargs
 from promedical.bench.results import (
     BenchInfo,
     MetricValue,
@@ -276,6 +278,7 @@ class UltraMedicalConfig:
     tensor_parallel_size: int = 1
     model_args: str | None = None  # extra lm-eval model arguments, KEY=VALUE,...
     seed: int = 0
+    enable_thinking: bool = False  # cot: the chat-template argument of Qwen3-style models (loglik has no template)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
@@ -296,6 +299,13 @@ def lm_eval_model(config: UltraMedicalConfig) -> tuple[str, dict[str, Any], str 
     from promedical.bench.models.loading import resolve_device
 
     extra = simple_parse_args_string(config.model_args) if config.model_args else {}
+    if "enable_thinking" in extra or "think_end_token" in extra:
+        raise BenchDataError("--model-args", "thinking is set by --enable-thinking, not by model arguments")
+    if config.protocol == "cot":  # explicit either way: lm-eval leaves it to the chat template otherwise
+        extra = {"enable_thinking": config.enable_thinking} | (
+            {"think_end_token": THINK_END} if config.enable_thinking else {}) | extra
+    elif config.enable_thinking:
+        raise BenchDataError("--enable-thinking", "thinking needs the cot protocol (loglik scores no generated text)")
     if config.backend == "vllm":
         args = {"pretrained": config.model, "dtype": "auto" if config.dtype == "auto" else config.dtype,
                 "tensor_parallel_size": config.tensor_parallel_size, "seed": config.seed}
@@ -359,7 +369,8 @@ def run_ultramedical(config: UltraMedicalConfig) -> UltraMedicalOutcome:
         run_id=run_dir.name, model=ModelInfo(id=config.model, identity=_identity(config.model), kind="causal"),
         bench=BenchInfo(name="ultramedical-bundled" if bundled else "ultramedical", content_hash=content_hash,
                         items=items),
-        tracks={TRACK: track}, config=run_config, template_version=TEMPLATE_VERSION, template_hash=template_hash(),
+        tracks={TRACK: track}, config=run_config, template_version=TEMPLATE_VERSION,
+        template_hash=template_hash(config),
         software=software_versions(("lm_eval", "accelerate", "vllm")),
         started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -479,11 +490,14 @@ def _prompt(sample: dict[str, Any]) -> str | None:
     return arguments if isinstance(arguments, str) else None
 
 
-def template_hash() -> str:
-    """Hash of everything that shapes a prompt or a score: the task YAMLs and prompts.py."""
+def template_hash(config: UltraMedicalConfig) -> str:
+    """Hash of everything that shapes a prompt or a score: the task YAMLs, prompts.py and, for the cot
+    protocol, the chat-template arguments (thinking)."""
     digest = hashlib.sha256()
     for path in sorted([*TASK_DIR.glob("*.yaml"), TASK_DIR / "prompts.py"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    if config.protocol == "cot":
+        digest.update(json.dumps(chat_template_kwargs(config.enable_thinking), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
