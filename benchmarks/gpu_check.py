@@ -387,16 +387,14 @@ class GenerationMeter:
 
 
 def vllm_generator(ctx: Context, decoding):
-    """VLLMGenerator as `run --backend vllm` builds it, plus the memory and context options it accepts: the
-    engine must leave room for the reward-model grader in the same process."""
-    import inspect
+    """VLLMGenerator as `run --backend vllm --gpu-memory-utilization 0.6 --max-model-len N` builds it: the engine
+    leaves room for the reward-model grader in the same process."""
+    from dataclasses import asdict
 
-    from promedical.bench.models.vllm import VLLMGenerator
+    from promedical.bench.models.vllm import VLLMGenerator, VLLMOptions
 
-    accepted = inspect.signature(VLLMGenerator).parameters
-    extra = {name: value for name, value in (("gpu_memory_utilization", 0.6), ("max_model_len", ctx.size.max_model_len))
-             if name in accepted}
-    return VLLMGenerator(ctx.causal, decoding, 1, "auto", **extra), extra
+    engine = VLLMOptions(tensor_parallel_size=1, gpu_memory_utilization=0.6, max_model_len=ctx.size.max_model_len)
+    return VLLMGenerator(ctx.causal, decoding, engine, "auto"), asdict(engine)
 
 
 def policy_part(ctx: Context, backend: str) -> dict[str, Any]:
@@ -494,7 +492,8 @@ def grpo_part(ctx: Context) -> dict[str, Any]:
         prompts=f"synthetic:train:{size.grpo_steps * size.grpo_batch // size.grpo_generations}:2",
         num_generations=size.grpo_generations, batch_size=size.grpo_batch, max_steps=size.grpo_steps,
         max_completion_length=size.grpo_completion_tokens, kl_coefficient=0.0, learning_rate=1e-6,
-        use_vllm=use_vllm, vllm_mode="colocate", bf16=cuda, use_cpu=not cuda, logging_steps=1,
+        use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3,
+        vllm_max_model_length=size.max_model_len, bf16=cuda, use_cpu=not cuda, logging_steps=1,
         judge_batch_size=ctx.batch_size)
     calls: list[tuple[float, float]] = []
     steps: list[dict[str, float]] = []
