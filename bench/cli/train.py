@@ -90,7 +90,9 @@ def train_grpo_command(recipe: str, policy_model: str | None, prompts: str | Non
 @click.option("--preference-data", default=None, help="qwen3-8b: ProMedical-Preference-50k (path or HF id).")
 @click.option("--prompts", default=None, help="qwen3-8b: GRPO prompts (bench-format items, path or HF id).")
 @click.option("--bench", default=None, help="qwen3-8b: ProMedical-Bench (path or HF id).")
-@click.option("--dry-run", is_flag=True, help="Validate recipes, data and the plan, print the commands, run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan and run its preflight (qwen3-8b: data, model ids, the deepspeed/vllm extras, "
+                   "trainer configs under ZeRO-3, GPUs); run nothing. Exit 2 with one line per problem.")
 def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None, prompts: str | None,
                       bench: str | None, dry_run: bool) -> None:
     """Reproduce the paper's pipeline: reward model → judge-track gains → safety-veto GRPO → policy track.
@@ -116,10 +118,16 @@ def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None
                                         ("--bench", bench)) if not value]
     if missing:
         raise click.UsageError(f"qwen3-8b needs {', '.join(missing)}")
-    for name in ("qwen3-8b-rm", "qwen3-8b-grpo"):
-        load_recipe(name).trl_config(check_only=True)  # typos and TRL API drift fail here, before any GPU time
+    from promedical.alignment.preflight import PreflightError, preflight
+
     commands = qwen3_8b_plan(output_dir, preference_data, prompts, bench)  # type: ignore[arg-type]
     click.echo(format_plan(commands))
+    checked = preflight(preference_data, prompts, bench)  # type: ignore[arg-type]
+    for note in checked.notes:
+        click.echo(f"note: {note}", err=True)
+    if checked.problems:
+        raise PreflightError(checked.problems)
+    click.echo("preflight passed: data, models, extras and the ZeRO-3 trainer configs are ready", err=True)
     if not dry_run:
         for command in commands:
             subprocess.run(command, check=True)
