@@ -1,7 +1,11 @@
 import json
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
+from promedical.bench.datasets import BUNDLED, load_bench
+from promedical.bench.io import write_text_atomic
 from tests.conftest import DATA
 
 COMMANDS = [[], ["validate"], ["data"], ["data", "stats"], ["data", "convert"], ["data", "synth"]]
@@ -50,3 +54,28 @@ def test_stats_text_report(cli):
     assert result.code == 0
     assert "criteria: 8 (4 proficiency, 2 excellence, 2 safety)" in result.stdout
     assert "labels: 16 pointwise (8 met, 2 safety violations), 8 pairwise (0 ties)" in result.stdout
+
+
+SAMPLE_FILE = Path(str(resources.files("promedical.bench.data") / BUNDLED["sample"]))
+
+
+@pytest.mark.parametrize("command", [
+    ["data", "synth", "--instructions", "2"],
+    ["data", "convert", "sample"],
+    ["adjudicate", "merge", "--bench", "sample", "--labels", str(SAMPLE_FILE)],
+], ids=lambda c: " ".join(c[:2]))
+def test_output_into_a_missing_nested_folder_creates_it(cli, tmp_path, command):
+    output = tmp_path / "new" / "dir" / "x.jsonl"
+    result = cli(*command, "--output", str(output))
+    assert result.code == 0, result.stderr
+    assert load_bench(output) and [p.name for p in output.parent.iterdir()] == ["x.jsonl"]
+
+
+def test_a_failed_write_leaves_neither_file_nor_created_folders(tmp_path):
+    def chunks():
+        yield "partial"
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_text_atomic(tmp_path / "new" / "dir" / "x.txt", chunks())
+    assert list(tmp_path.iterdir()) == []

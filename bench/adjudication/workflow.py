@@ -138,7 +138,6 @@ def import_study(packets_dir: str | Path, key_path: str | Path, output: str | Pa
         else:
             write_jsonl_atomic(staging / FINAL_LABELS_FILE, final_items)
             outputs["final_labels"] = queue_dir / FINAL_LABELS_FILE
-        output.parent.mkdir(parents=True, exist_ok=True)
         write_long(output, rows)
         document = {"level": level, "seed": seed, "n_boot": n_boot, "statistics": agreement}
         write_text_atomic(stats_path, [json.dumps(document, indent=2) + "\n"])
@@ -188,7 +187,6 @@ def _import_adjudication(packets_dir: str | Path, study: Study, output: Path) ->
     items = _final_items(study, decisions)
     if not items:
         raise AdjudicationError([f"{packets_dir}: no unit is resolved, so there are no final labels to write"])
-    output.parent.mkdir(parents=True, exist_ok=True)
     counts["items"] = write_jsonl_atomic(output, items)
     return ImportResult("adjudication", counts, {"final_labels": output})
 
