@@ -130,7 +130,7 @@ def test_policy_track_scores_answers_with_the_scoring_module(tmp_path, tiny_mode
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "{tmp}/no-such-model"], "cannot load model"),
+    (["--model", "{tmp}/no-such-model"], "no-such-model: no such folder"),
     (["--model", "{nochat}", "--track", "policy", "--judge", "rm:{reward}"], "has no chat template"),
     (["--model", "{causal}", "--bench", "{prompts_only}"], "no labelled instances"),
     (["--model", "{causal}", "--track", "policy"], "the policy track needs a judge"),

@@ -15,7 +15,7 @@ from promedical.bench.cli.options import BatchSize
 @click.option("--model", required=True,
               help="Model to evaluate: a local path or Hugging Face id (reward model or causal LM, detected from "
                    "its config), or hf:PATH, rm:PATH, openai:MODEL, table:FILE (verdicts and answers fixed in a "
-                   "file).")
+                   f"file). {options.PATH_RULE}")
 @click.option("--bench", default="sample", show_default=True,
               help="Bench: 'sample' (bundled), a file or folder, or a Hugging Face dataset id.")
 @click.option("--split", default=None, help="Split of a Hugging Face dataset.")

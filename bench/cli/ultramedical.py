@@ -13,7 +13,8 @@ from promedical.bench.ultramedical.suite import COLUMNS, PROTOCOLS, TASK_NAMES
 
 @click.command("ultramedical")
 @click.option("--model", default=None,
-              help="Causal LM to evaluate: a local path or Hugging Face id (loaded by lm-eval's hf or vllm model).")
+              help="Causal LM to evaluate: a local path or Hugging Face id (loaded by lm-eval's hf or vllm model). "
+                   f"{options.PATH_RULE}  [required unless --fetch-data]")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loglik", show_default=True,
               help="loglik: lm-eval multiple_choice log-likelihood (acc, acc_norm); cot: UltraMedical's 0-shot "
                    "chain of thought with the chat template, greedy, answer letter extracted (no_answer = wrong).")

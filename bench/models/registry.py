@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from promedical.bench.generating import Decoding, Generator
 from promedical.bench.judging import Judge, JudgeError
-from promedical.bench.models.loading import ModelOptions, detect_kind
+from promedical.bench.models.loading import ModelOptions, check_model_source, detect_kind
 
 WORLD_SPEC = "world"
 
@@ -96,6 +96,7 @@ def build_generator(model: str, backend: str | None, options: ModelOptions, deco
                                temperature=decoding.temperature, seed=decoding.seed)
     path = model.removeprefix("hf:")
     if backend == "vllm":
+        check_model_source(path)
         from promedical.bench.models.vllm import VLLMGenerator
 
         return VLLMGenerator(path, decoding, tensor_parallel_size, options.dtype)

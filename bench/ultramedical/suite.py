@@ -306,14 +306,14 @@ def lm_eval_model(config: UltraMedicalConfig) -> tuple[str, dict[str, Any], str 
     return "hf", {"pretrained": config.model, "dtype": dtype} | extra, batch_size, device
 
 
-def check_model(model: str) -> None:
-    """Refuse, before any work, a model whose config cannot be read or that is not a causal LM."""
+def check_model(model: str, backend: str) -> None:
+    """Refuse, before any work, a model that cannot be found (a missing folder, a Hub id that cannot be
+    fetched), and with the hf backend one whose config cannot be read or that is not a causal LM."""
     from promedical.bench.judging import JudgeError
-    from promedical.bench.models.loading import detect_kind
+    from promedical.bench.models.loading import check_model_source, detect_kind
 
-    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
-        raise JudgeError(f"model {model!r}: no such folder")
-    if detect_kind(model) != "causal":
+    check_model_source(model)
+    if backend == "hf" and detect_kind(model) != "causal":
         raise JudgeError(f"model {model!r} is a reward model; the UltraMedical suite needs a causal LM")
 
 
@@ -324,8 +324,7 @@ def run_ultramedical(config: UltraMedicalConfig) -> UltraMedicalOutcome:
         raise BenchDataError("--protocol", f"unknown protocol {config.protocol!r}; choose loglik or cot")
     columns = select_columns(config.tasks)
     files = resolve_data(config.data_dir, columns)
-    if config.backend == "hf":
-        check_model(config.model)
+    check_model(config.model, config.backend)
     model_type, model_args, batch_size, device = lm_eval_model(config)
     import lm_eval
 
