@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from promedical.bench.cli import options
+from promedical.bench.cli.console import plural
 from promedical.bench.cli.options import BatchSize
 
 
@@ -56,7 +57,7 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
     Offline example: `promedical-bench tiny-model --output models/tiny` builds a small random-weight
     checkpoint, then `promedical-bench run --model models/tiny` runs the judge track on the bundled sample.
     """
-    from promedical.bench.runner import RunConfig, run
+    from promedical.bench.runner import NothingMeasuredError, RunConfig, run
 
     config = RunConfig(model=model, bench=bench, split=split, track=track, judge=judge_spec,  # type: ignore[arg-type]
                        output_dir=output_dir, limit=limit, batch_size=batch_size, device=device, dtype=dtype,
@@ -65,7 +66,17 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
                        tensor_parallel_size=tensor_parallel_size)
     outcome = run(config)
     click.echo(format_summary(outcome.results))
-    click.echo(f"\nwrote {outcome.run_dir} ({outcome.model_calls} model calls, the rest from cache)")
+    click.echo(f"\nwrote {outcome.run_dir} ({calls_phrase(outcome.model_calls, outcome.cached_calls)})")
+    if outcome.nothing_measured:
+        raise NothingMeasuredError(outcome.nothing_measured)
+
+
+def calls_phrase(made: int, cached: int) -> str:
+    """How the run's answers came: ``12 model calls``, ``12 model calls, 30 from the cache``, ``no model call:
+    all 42 from the cache``."""
+    if not made:
+        return f"no model call: all {cached} from the cache" if cached else "no model call"
+    return plural(made, "model call") + (f", {cached} from the cache" if cached else "")
 
 
 @click.command("compare")
