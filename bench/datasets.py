@@ -32,6 +32,12 @@ BUNDLED = {
     "calibration": "promedical_bench_calibration.jsonl",
     "test": "promedical_bench_test.jsonl",
 }
+#: What each bundled bench is, in one line (``promedical-bench list benches``).
+BUNDLED_ABOUT = {
+    "sample": "hand-written illustrative items in the ProMedical-Bench format (not the adjudicated release)",
+    "calibration": "hand-written items in the sample's style, disjoint from it, for reward-model thresholds",
+    "test": "the locked hand-written test set, read only by the smoke reproduction's final report",
+}
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

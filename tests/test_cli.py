@@ -8,7 +8,7 @@ from promedical.bench.datasets import BUNDLED, load_bench
 from promedical.bench.io import write_text_atomic
 from tests.conftest import DATA
 
-COMMANDS = [[], ["validate"], ["data"], ["data", "stats"], ["data", "convert"], ["data", "synth"]]
+COMMANDS = [[], ["validate"], ["data"], ["data", "stats"], ["data", "convert"], ["data", "synth"], ["list"]]
 
 
 def test_version(cli):

@@ -17,6 +17,16 @@ from promedical.bench.judging import Judge, JudgeError
 from promedical.bench.models.loading import ModelOptions, check_model_source, detect_kind
 
 WORLD_SPEC = "world"
+#: Every form a judge spec takes, with the backend behind it (``promedical-bench list judges`` prints these).
+JUDGE_FORMS: dict[str, str] = {
+    "rm:PATH_OR_ID": "reward model (*ForSequenceClassification, 1 label): r(x, c, y) per criterion, thresholds "
+                     "from its promedical_rm.json",
+    "hf:PATH_OR_ID": "causal LM judged by prompting: P(Yes) vs P(No); pairs averaged over both orders",
+    "openai:MODEL": "OpenAI-compatible API (OPENAI_BASE_URL, OPENAI_API_KEY): JSON verdicts, bounded retries",
+    "table:FILE": "verdicts fixed in a JSONL file: replays an external grader's or physicians' decisions",
+    WORLD_SPEC: "the synthetic world's exact ground truth; grades only prompts from `data synth`",
+    "PATH_OR_ID": "a bare checkpoint: rm: or hf: as its config's architecture says",
+}
 
 
 def _causal_judge(target: str, options: ModelOptions) -> Judge:
