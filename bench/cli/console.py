@@ -24,6 +24,18 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Collecti
     return "\n".join((" " * indent + line).rstrip() for line in buffer.getvalue().splitlines())
 
 
+def percent_cells(value: float | None, low: float | None, high: float | None, signed: bool = False
+                  ) -> tuple[str, str]:
+    """A fraction and its CI as two cells in percent, ``25.0`` and ``[  0.0,  50.3]``: every bound gets the
+    same width (``100.0`` fits, and ``-100.0`` when ``signed``), so right-justified columns line the digits up;
+    ``n/a`` when undefined."""
+    if value is None:
+        return "n/a", ""
+    width = "+6.1f" if signed else "5.1f"
+    interval = f"[{100 * low:{width}}, {100 * high:{width}}]" if low is not None and high is not None else ""
+    return f"{100 * value:{'+' if signed else ''}.1f}", interval
+
+
 def plural(count: int, noun: str, many: str | None = None) -> str:
     """``1 item``, ``2 items`` (``many``: an irregular plural)."""
     return f"{count} {noun if count == 1 else many or noun + 's'}"

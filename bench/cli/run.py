@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from promedical.bench.cli import options
-from promedical.bench.cli.console import plural
+from promedical.bench.cli.console import percent_cells, plural, table
 from promedical.bench.cli.options import BatchSize
 
 
@@ -95,39 +95,31 @@ def compare_command(run_a: str, run_b: str, seed: int, as_json: bool) -> None:
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
 
 
-def _fmt(metric: dict | None) -> str:
-    if not metric or metric.get("value") is None:
-        return "n/a"
-    low, high = metric.get("ci_low"), metric.get("ci_high")
-    interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None else ""
-    return f"{100 * metric['value']:.1f}{interval}"
-
-
 def format_summary(results) -> str:  # noqa: ANN001 - RunResults, imported lazily
-    """The end-of-run table: every metric in percent with its 95% CI and n."""
+    """The end-of-run table: every metric in percent with its 95% CI and n, then the track's counts."""
     lines = [f"{results.model.id} ({results.model.kind}) on {results.bench.name} "
-             f"({results.bench.items} items, bench {results.bench.content_hash})"]
+             f"({plural(results.bench.items, 'item')}, bench {results.bench.content_hash})"]
     for track, result in results.tracks.items():
         judged_by = f", graded by {result.judge.id}" if result.judge else ""
         lines.append(f"\n{track} track{judged_by}  (percent, 95% CI over items)")
-        for name, metric in result.metrics.items():
-            lines.append(f"  {name:<34} {_fmt(metric.model_dump()):>22}   n={metric.n}")
+        rows = [[name, *percent_cells(metric.value, metric.ci_low, metric.ci_high), str(metric.n)]
+                for name, metric in result.metrics.items()]
+        lines.append(table(["metric", "percent", "95% CI", "n"], rows, right={1, 2, 3}))
         lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in result.counts.items()))
     return "\n".join(lines)
 
 
 def format_comparison(comparison: dict) -> str:
+    """B − A per metric in percentage points with its paired CI, then the paired test and what was compared."""
     lines = [f"B − A: {comparison['run_b']} − {comparison['run_a']} (bench {comparison['bench']})"]
     for track, entry in comparison["tracks"].items():
         lines.append(f"\n{track} track  (percentage points, paired 95% CI)")
-        for name, diff in entry["differences"].items():
-            if diff["value"] is None:
-                lines.append(f"  {name:<34} {'n/a':>24}")
-                continue
-            lines.append(f"  {name:<34} {100 * diff['value']:+7.1f} [{100 * diff['ci_low']:+.1f}, "
-                         f"{100 * diff['ci_high']:+.1f}]   n={diff['n']}")
+        rows = [[name, *percent_cells(diff["value"], diff["ci_low"], diff["ci_high"], signed=True),
+                 "" if diff["value"] is None else str(diff["n"])] for name, diff in entry["differences"].items()]
+        lines.append(table(["metric", "B − A", "95% CI", "n"], rows, right={1, 2, 3}))
         test, counts = entry["paired_test"], entry["instances"]
-        lines.append(f"  {test['name']} on {test['tested']}: p = {test['p_value']:.4g} ({test['items']} items)")
+        lines.append(f"  {test['name']} on {test['tested']}: p = {test['p_value']:.4g} "
+                     f"({plural(test['items'], 'item')})")
         lines.append(f"  compared {counts['compared']} instances both runs decided; dropped "
                      f"{counts['undecided_in_a']} undecided in A, {counts['undecided_in_b']} undecided in B, "
                      f"{counts['only_in_a']} only in A, {counts['only_in_b']} only in B")
