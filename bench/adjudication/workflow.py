@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from promedical.bench.adjudication.errors import AdjudicationError, cap
+from promedical.bench.adjudication.errors import SHOWN_PROBLEMS, AdjudicationError
 from promedical.bench.adjudication.keys import QUEUE_KEY_FILE, Study, load_key, row_mac, token
 from promedical.bench.adjudication.packets import QUEUE_COLUMNS, packet_csv, publish, stage, write_packet_xlsx
 from promedical.bench.adjudication.ratings import LONG_COLUMNS, Rating, long_rows, read_packets, write_long
@@ -206,7 +206,8 @@ def merge_labels(bench_path: str | Path, labels_path: str | Path, output: str | 
 
     Every labelled item must exist in the bench with the same prompt and criteria (id, type, text). Responses
     the bench lacks are added; a response id the bench has with a different text is refused. A label the
-    bench already has with a different value is refused unless ``replace``. Nothing is written on refusal."""
+    bench already has with a different value is refused unless ``replace``. Nothing is written on refusal, but
+    for more than :data:`SHOWN_PROBLEMS` problems the list of them all, ``OUTPUT.problems.txt``."""
     bench = load_bench(bench_path)
     final = load_bench(labels_path)
     by_id = {item.id: item for item in bench}
@@ -284,8 +285,12 @@ def merge_labels(bench_path: str | Path, labels_path: str | Path, output: str | 
             problems.append(f"{labels_path}: item {item.id!r}: the merged item is invalid: "
                             f"{str(error).splitlines()[0]}")
         counts["items"] += 1
-    if problems:
-        raise AdjudicationError(cap(problems))
     output = Path(output)
+    if len(problems) > SHOWN_PROBLEMS:  # too many for the terminal: all of them go to a file beside the output
+        listing = output.with_name(f"{output.name}.problems.txt")
+        write_text_atomic(listing, (problem + "\n" for problem in problems))
+        raise AdjudicationError(problems, listing=listing)
+    if problems:
+        raise AdjudicationError(problems)
     write_jsonl_atomic(output, (merged.get(item.id, item) for item in bench))
     return MergeResult(counts, output)

@@ -378,12 +378,31 @@ PROTOCOL_DESCRIPTIONS = {
 
 
 def _quiet_lm_eval() -> None:
-    """lm-eval and datasets log every step at INFO/WARNING; keep their errors only (progress bars stay)."""
+    """lm-eval and datasets log every step at INFO/WARNING; keep their errors only (progress bars stay). lm-eval
+    also runs ``git describe`` for its results and lets git print ``fatal: not a git repository`` outside a
+    checkout: it gets the same lookup with git's complaint kept off the terminal."""
     import datasets
+    import lm_eval.evaluator
 
     for name in ("lm_eval", "lm-eval", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     datasets.disable_progress_bars()
+    lm_eval.evaluator.get_git_commit_hash = _git_commit_quietly
+
+
+def _git_commit_quietly() -> str | None:
+    """What ``lm_eval.loggers.utils.get_git_commit_hash`` returns (``git describe --always``, else the commit
+    lm-eval reads from the working folder's .git), without git's error output."""
+    import os
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        done = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())
+    return done.stdout.strip()
 
 
 # --------------------------------------------------------------------------------------------- results
