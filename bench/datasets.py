@@ -180,7 +180,7 @@ def _read_hub(dataset_id: str, split: str | None) -> Iterator[RawRecord]:
     import datasets
 
     offline = hub_offline()
-    if not offline:
+    if not offline and not Path(dataset_id).exists():  # a local folder needs no network
         check_reachable(dataset_id)
     try:
         loaded = datasets.load_dataset(dataset_id)
