@@ -197,6 +197,14 @@ class GRPORecipe(_Recipe):
 Recipe = Annotated[RewardModelRecipe | SFTRecipe | GRPORecipe, Field(discriminator="kind")]
 
 
+def shipped_recipes() -> dict[str, Path]:
+    """The shipped recipes by name: the YAML files in alignment/recipes/ that name a trainer (``kind``); the
+    accelerate config kept beside them is not a recipe."""
+    folder = Path(str(resources.files(RECIPES_PACKAGE) / RECIPES_FOLDER))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))
+            if "kind" in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})}
+
+
 def recipe_path(name_or_path: str) -> Path:
     """A recipe file: a path, or the name of a shipped recipe (``smoke-rm`` → alignment/recipes/smoke-rm.yaml)."""
     path = Path(name_or_path)
@@ -205,7 +213,7 @@ def recipe_path(name_or_path: str) -> Path:
     shipped = Path(str(resources.files(RECIPES_PACKAGE) / RECIPES_FOLDER / f"{name_or_path}.yaml"))
     if shipped.exists():
         return shipped
-    names = ", ".join(sorted(p.stem for p in shipped.parent.glob("*.yaml")))
+    names = ", ".join(shipped_recipes())
     raise BenchDataError(name_or_path, f"no such recipe file or shipped recipe (shipped: {names})")
 
 

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from promedical.bench.errors import PromedicalError
+from promedical.bench.errors import PromedicalError, UnavailableError
+from promedical.bench.hub import check_reachable, hub_offline, looks_like_path
 from promedical.bench.schema import BenchItem, Criterion, FieldProblem, Message
 
 Format = Literal["promedical", "healthbench"]
@@ -30,6 +31,12 @@ BUNDLED = {
     "sample": "promedical_bench_sample.jsonl",
     "calibration": "promedical_bench_calibration.jsonl",
     "test": "promedical_bench_test.jsonl",
+}
+#: What each bundled bench is, in one line (``promedical-bench list benches``).
+BUNDLED_ABOUT = {
+    "sample": "hand-written illustrative items in the ProMedical-Bench format (not the adjudicated release)",
+    "calibration": "hand-written items in the sample's style, disjoint from it, for reward-model thresholds",
+    "test": "the locked hand-written test set, read only by the smoke reproduction's final report",
 }
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -62,12 +69,15 @@ class RawRecord:
 
 
 def resolve_source(source: str | Path) -> Path | str:
-    """A local path, the bundled file for a bundled name, or the string itself for a Hugging Face id."""
+    """A local path, the bundled file for a bundled name, or the string itself for a Hugging Face id. A value
+    that looks like a path (:func:`~promedical.bench.hub.looks_like_path`) is never taken for a Hub id."""
     path = Path(source)
     if path.exists():
         return path
     if str(source) in BUNDLED:
         return Path(str(resources.files("promedical.bench.data") / BUNDLED[str(source)]))
+    if looks_like_path(str(source)):
+        raise BenchDataError(str(source), "no such file or folder")
     if _HF_ID.match(str(source)):
         return str(source)
     raise BenchDataError(str(source), "no such file or folder (nor a bundled name or a Hugging Face dataset id)")
@@ -169,9 +179,14 @@ def _read_hub(dataset_id: str, split: str | None) -> Iterator[RawRecord]:
     """Records of a Hugging Face dataset (a Hub id, or a local folder of data files given to ``datasets``)."""
     import datasets
 
+    offline = hub_offline()
+    if not offline and not Path(dataset_id).exists():  # a local folder needs no network
+        check_reachable(dataset_id)
     try:
         loaded = datasets.load_dataset(dataset_id)
     except Exception as error:
+        if offline and isinstance(error, ConnectionError):  # datasets' answer for an id it has not cached
+            raise UnavailableError(f"HF_HUB_OFFLINE is set and {dataset_id} is not in the local cache") from None
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise BenchDataError(f"hf:{dataset_id}", f"cannot load this Hugging Face dataset: {reason}") from None
     names = list(loaded.keys())

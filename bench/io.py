@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -13,19 +14,29 @@ from promedical.bench.schema import BenchItem
 
 def replace_atomically(path: str | Path, save: Callable[[str], None]) -> None:
     """Have ``save(temporary_path)`` write a file, then move it onto ``path``: readers see the old file or the
-    complete new one, never a part; if anything fails, nothing is left behind. The file gets the usual
-    permissions (0666 minus umask)."""
+    complete new one, never a part. Missing parent folders are created (every command writes through here, so
+    ``--output new/dir/file`` works everywhere); if anything fails, nothing is left behind, not even those
+    folders. The file gets the usual permissions (0666 minus umask)."""
     target = Path(path)
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
-    handle.close()
+    created = [folder for folder in target.parents if not folder.exists()]  # deepest first
+    temporary: str | None = None
     try:
-        save(handle.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp",
+                                             delete=False)
+        handle.close()
+        temporary = handle.name
+        save(temporary)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)
-        os.replace(handle.name, target)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, target)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):  # another writer may have put something there meanwhile
+                folder.rmdir()
         raise
 
 

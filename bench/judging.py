@@ -62,7 +62,10 @@ class Verdict:
 
 class Judge(Protocol):
     """A judge backend. ``identity`` names the exact model (and settings) for cache keys; ``template_hash``
-    covers every prompt string and option that reaches it (:func:`promedical.bench.prompts.template_hash`)."""
+    covers every prompt string and option that reaches it (:func:`promedical.bench.prompts.template_hash`).
+
+    A judge that knows only some items (``world``) also has ``grades(item) -> bool`` and ``grades_only`` (what
+    it knows, in words): a run refuses a bench it can grade none of, before any model work."""
 
     spec: str
     kind: str

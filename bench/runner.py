@@ -9,9 +9,10 @@ runs resume.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from promedical.bench.cache import Cache, cache_key
 from promedical.bench.datasets import BenchDataError, load_bench
+from promedical.bench.errors import EXIT_FAILURE, PromedicalError
 from promedical.bench.generating import Decoding, Generator, conversation
 from promedical.bench.instances import labelled_instances
 from promedical.bench.judging import Judge, PairwiseQuery, PointwiseQuery, Verdict
@@ -43,6 +45,8 @@ from promedical.bench.results import (
 )
 from promedical.bench.schema import BenchItem
 from promedical.bench.scoring import decision_scores, gated_overall
+
+log = logging.getLogger(__name__)
 
 Track = Literal["judge", "policy", "all"]
 #: Queries per cache commit (the most work an interruption can lose) for local models; a backend may ask
@@ -78,12 +82,33 @@ class RunConfig:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k != "progress"}
 
 
+class NothingMeasuredError(PromedicalError):
+    """A run that cannot measure anything: its judge can grade none of the bench's items, or every verdict of
+    a track came back ``unknown``. Not bad input as such, so ``promedical-bench`` exits 1."""
+
+    exit_code = EXIT_FAILURE
+
+
+@dataclass
+class Calls:
+    """Model calls made, and the ones the cache answered instead."""
+
+    made: int = 0
+    cached: int = 0
+
+    def __add__(self, other: Calls) -> Calls:
+        return Calls(self.made + other.made, self.cached + other.cached)
+
+
 @dataclass
 class Outcome:
+    """A written run. ``nothing_measured``: why some track measured nothing (one line), else None."""
+
     run_dir: Path
     results: RunResults
     model_calls: int = 0
-    notes: list[str] = field(default_factory=list)
+    cached_calls: int = 0
+    nothing_measured: str | None = None
 
 
 # --------------------------------------------------------------------------------------------- instances
@@ -130,10 +155,10 @@ def judge_instances(items: Sequence[BenchItem]) -> tuple[list[JudgeInstance], in
 
 def cached_map(cache: Cache, kind: str, keys: Sequence[str], compute: Callable[[list[int]], list[str]],
                storable: Callable[[str], bool], description: str, progress: bool, chunk_size: int = CHUNK
-               ) -> tuple[list[str], int]:
+               ) -> tuple[list[str], Calls]:
     """Values for ``keys``: from the cache where present, else computed CHUNK by CHUNK and stored as each
     chunk finishes. Values that are not ``storable`` (failures) are returned but not stored, so a re-run
-    retries them. Returns the values and how many were computed."""
+    retries them. Returns the values and how many distinct keys were computed and found in the cache."""
     unique = list(dict.fromkeys(keys))
     found = cache.get_many(unique)
     todo = [k for k in unique if k not in found]
@@ -149,7 +174,7 @@ def cached_map(cache: Cache, kind: str, keys: Sequence[str], compute: Callable[[
             cache.put_many(kind, [(k, v) for k, v in fresh.items() if storable(v)])
             found.update(fresh)
             bar.update(len(chunk))
-    return [found[k] for k in keys], len(todo)
+    return [found[k] for k in keys], Calls(made=len(todo), cached=len(unique) - len(todo))
 
 
 def _verdict_key(judge: Judge, instance_mode: str, query: PointwiseQuery | PairwiseQuery) -> str:
@@ -158,7 +183,7 @@ def _verdict_key(judge: Judge, instance_mode: str, query: PointwiseQuery | Pairw
 
 
 def judge_all(judge: Judge, modes: Sequence[str], queries: Sequence[PointwiseQuery | PairwiseQuery], cache: Cache,
-              progress: bool, description: str) -> tuple[list[Verdict], int]:
+              progress: bool, description: str) -> tuple[list[Verdict], Calls]:
     """Verdicts for mixed pointwise/pairwise queries, through the cache."""
     keys = [_verdict_key(judge, m, q) for m, q in zip(modes, queries, strict=True)]
 
@@ -173,27 +198,27 @@ def judge_all(judge: Judge, modes: Sequence[str], queries: Sequence[PointwiseQue
     def storable(value: str) -> bool:
         return json.loads(value)["decision"] != "unknown"
 
-    values, computed = cached_map(cache, "verdict", keys, compute, storable, description, progress,
-                                  getattr(judge, "chunk_size", CHUNK))
-    return [Verdict.from_json(v) for v in values], computed
+    values, calls = cached_map(cache, "verdict", keys, compute, storable, description, progress,
+                               getattr(judge, "chunk_size", CHUNK))
+    return [Verdict.from_json(v) for v in values], calls
 
 
 # --------------------------------------------------------------------------------------------- tracks
 
 
 def run_judge_track(judge: Judge, items: Sequence[BenchItem], cache: Cache, config: RunConfig
-                    ) -> tuple[TrackResult, list[JudgeSample], int]:
+                    ) -> tuple[TrackResult, list[JudgeSample], Calls]:
     instances, ties = judge_instances(items)
-    verdicts, computed = judge_all(judge, [i.mode for i in instances], [i.query for i in instances], cache,
+    verdicts, calls = judge_all(judge, [i.mode for i in instances], [i.query for i in instances], cache,
                                    config.progress, "judging")
     samples = [instance.sample(verdict) for instance, verdict in zip(instances, verdicts, strict=True)]
     summary = with_breakdowns(samples, items, JUDGE_CONTRIBUTIONS, config.seed)
     counts = judge_counts(samples, ties)
-    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, computed
+    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, calls
 
 
 def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchItem], cache: Cache,
-                     config: RunConfig, decoding: Decoding) -> tuple[TrackResult, list[PolicySample], int]:
+                     config: RunConfig, decoding: Decoding) -> tuple[TrackResult, list[PolicySample], Calls]:
     keys = [cache_key("generation", generator.identity, item.id, conversation(item), decoding.as_dict())
             for item in items]
 
@@ -218,9 +243,13 @@ def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchIt
     counts = {
         "items": len(items),
         "generation_failures": sum(a is None for a in answers),
+        "empty_answers": sum(a is not None and not a.strip() for a in answers),
         "unknown_verdicts": sum(v.decision == "unknown" for v in verdicts),
         "answers_excluded": sum(s.overall is None for s in samples),
     }
+    if counts["empty_answers"]:  # graded like any answer (an empty answer meets nothing), but never silently
+        log.warning("%d of %d answers are empty: the policy generated no text for them (check its chat template, "
+                    "end-of-turn token and --max-new-tokens)", counts["empty_answers"], len(items))
     # the grader's prompts and the policy's chat-template arguments (thinking) both shape the scores
     track_hash = template_hash({"grader": judge.template_hash, "policy_chat": decoding.chat_template_kwargs()})
     return TrackResult(**summary, counts=counts, template_hash=track_hash), samples, generated + judged
@@ -260,7 +289,7 @@ def run(config: RunConfig) -> Outcome:
     options = ModelOptions(device=config.device, dtype=config.dtype, batch_size=config.batch_size)
     tracks: dict[str, TrackResult] = {}
     samples: list[JudgeSample | PolicySample] = []
-    calls = 0
+    calls = Calls()
     # Build (and so check) every component before any model work; weights load lazily on first use.
     decoding = Decoding(config.max_new_tokens, config.temperature, config.seed, config.enable_thinking)
     judge = None
@@ -269,26 +298,28 @@ def run(config: RunConfig) -> Outcome:
             raise BenchDataError(config.bench, "no labelled instances to judge (items carry no labels); "
                                  "use --track policy for prompt-only benches")
         judge = build_judge(config.model, options)
+        check_gradable(judge, config.model, [i for i in items if i.labels], config.bench)
     generator = grader = None
     if config.track in ("policy", "all"):
         generator = build_generator(config.model, config.backend, options, decoding, VLLMOptions(
             config.tensor_parallel_size, config.gpu_memory_utilization, config.max_model_len))
         grader = build_judge(config.judge, options)  # type: ignore[arg-type]
+        check_gradable(grader, config.judge or "", items, config.bench)
     model_info = (ModelInfo(id=config.model, identity=judge.identity, kind=judge.kind) if judge is not None
                   else ModelInfo(id=config.model, identity=generator.identity, kind="policy"))  # type: ignore[union-attr]
     cache = Cache(None if not config.use_cache else (config.cache_dir or config.output_dir / ".cache") / "cache.sqlite")
     try:
         if judge is not None:
-            tracks["judge"], track_samples, computed = run_judge_track(judge, items, cache, config)
+            tracks["judge"], track_samples, track_calls = run_judge_track(judge, items, cache, config)
             samples += track_samples
-            calls += computed
+            calls += track_calls
             del judge
         if generator is not None and grader is not None:
-            result, track_samples, computed = run_policy_track(generator, grader, items, cache, config, decoding)
+            result, track_samples, track_calls = run_policy_track(generator, grader, items, cache, config, decoding)
             result.judge = ModelInfo(id=config.judge or "", identity=grader.identity, kind=grader.kind)
             tracks["policy"] = result
             samples += track_samples
-            calls += computed
+            calls += track_calls
     finally:
         cache.close()
     run_dir = new_run_dir(config.output_dir, started, config.model, config.track)
@@ -301,4 +332,34 @@ def run(config: RunConfig) -> Outcome:
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     write_run(run_dir, results, samples)
-    return Outcome(run_dir, results, calls)
+    reasons = [reason for track, result in tracks.items() if (reason := nothing_measured(track, result))]
+    failure = f"{'; '.join(reasons)}; {run_dir}/samples.jsonl holds what came back" if reasons else None
+    return Outcome(run_dir, results, calls.made, calls.cached, failure)
+
+
+def check_gradable(judge: Judge, spec: str, items: Sequence[BenchItem], bench: str) -> None:
+    """Refuse, before any model work, a judge that knows only some items (``grades``, e.g. ``world``) and none
+    of these; warn when it knows only part of them (the others get ``unknown`` verdicts)."""
+    grades = getattr(judge, "grades", None)
+    if grades is None or not items:
+        return
+    unknown = sum(not grades(item) for item in items)
+    if unknown == len(items):
+        raise NothingMeasuredError(f"judge {spec} grades only {judge.grades_only}; none of the {len(items)} items "
+                                   f"of {bench} is one, so every verdict would be unknown")
+    if unknown:
+        log.warning("judge %s grades only %s: %d of the %d items of %s are not, and get unknown verdicts", spec,
+                    judge.grades_only, unknown, len(items), bench)
+
+
+def nothing_measured(track: str, result: TrackResult) -> str | None:
+    """Why ``track`` measured nothing (no instance or answer could be scored), or None when it measured something."""
+    counts = result.counts
+    if track == "judge" and counts["instances"] and counts["unknown"] == counts["instances"]:
+        return f"the judge track measured nothing: all {counts['instances']} verdicts are unknown"
+    if track == "policy" and counts["answers_excluded"] == counts["items"]:
+        if counts["generation_failures"] == counts["items"]:
+            return f"the policy track measured nothing: all {counts['items']} generations failed"
+        return (f"the policy track measured nothing: every answer has an unknown verdict "
+                f"({counts['unknown_verdicts']} in all)")
+    return None

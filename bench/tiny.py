@@ -63,8 +63,9 @@ def build_tokenizer(vocab_size: int = 2048, chat_template: bool = True, extra_te
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(  # no progress display: off a terminal it is three blank lines on stdout
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tokenizer.train_from_iterator(_training_text() + list(extra_texts or ()), trainer=trainer)
     tokenizer.add_tokens(["Yes", "No", " Yes", " No"])

@@ -20,12 +20,14 @@ class Completed:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> Completed:
-    """Run `promedical-bench ARGS` as a real subprocess (the installed console script's entry point)."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None) -> Completed:
+    """Run `promedical-bench ARGS` as a real subprocess (the installed console script's entry point), offline
+    unless ``env`` says otherwise (a value of None removes that variable)."""
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-c", "import sys; from promedical.bench.cli import main; sys.exit(main())", *args],
-        capture_output=True, text=True, cwd=cwd, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-        timeout=300,
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+        env={name: value for name, value in environment.items() if value is not None},
     )
     return Completed(result.returncode, result.stdout, result.stderr)
 

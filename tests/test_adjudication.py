@@ -616,6 +616,24 @@ def test_merge_writes_final_labels_into_a_bench_file(capsys, adjudicated, tmp_pa
     assert code == 2 and "'no-such-item' is not in" in err and not (tmp_path / "x.jsonl").exists()
 
 
+def test_many_merge_conflicts_are_summarised_with_the_full_list_in_a_file(capsys, tmp_path):
+    flipped = tmp_path / "flipped.jsonl"
+    items = [json.loads(line) for line in Path(resolve_source("sample")).read_text().splitlines()]
+    for item in items:
+        for label in item["labels"]["pointwise"]:
+            label["met"] = not label["met"]
+    flipped.write_text("".join(json.dumps(i) + "\n" for i in items))
+    conflicts = sum(len(i["labels"]["pointwise"]) for i in items)
+    output = tmp_path / "new" / "merged.jsonl"
+    code, _, err = _cli(capsys, "adjudicate", "merge", "--bench", "sample", "--labels", flipped, "--output", output)
+    listing = output.with_name("merged.jsonl.problems.txt")
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 6 and all("pass --replace to overwrite" in line for line in lines[:5])
+    assert lines[-1] == (f"error: refused ({conflicts} problems, the first 5 above; all of them are in {listing}); "
+                         "nothing else was written")
+    assert len(listing.read_text().splitlines()) == conflicts and not output.exists()
+
+
 def test_an_adjudication_packet_is_refused_with_the_ratings_key(capsys, imported, study, tmp_path):
     folder = tmp_path / "packets"
     folder.mkdir()

@@ -141,5 +141,4 @@ def test_error_counts_the_other_bad_records(tmp_path):
 def test_missing_path_is_bad_input(cli, tmp_path):
     result = cli("validate", str(tmp_path / "nowhere.jsonl"))
     assert result.code == 2
-    expected = "no such file or folder (nor a bundled name or a Hugging Face dataset id)"
-    assert result.stderr.strip() == f"error: {tmp_path / 'nowhere.jsonl'}: {expected}"
+    assert result.stderr.strip() == f"error: {tmp_path / 'nowhere.jsonl'}: no such file or folder"

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from promedical.bench.datasets import BenchDataError, load_bench
+from promedical.bench.errors import UnavailableError
 from promedical.bench.io import dump_item, write_jsonl_atomic
 from tests.conftest import DATA
 
@@ -56,9 +57,15 @@ def test_hugging_face_loader_reads_a_dataset_folder(tmp_path, monkeypatch):
     assert records[0].path == f"hf:{folder}[test]"
 
 
-def test_unreachable_hub_id_is_one_clear_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BenchDataError, match=r"^hf:no-such-org/no-such-bench: cannot load this Hugging Face dataset"):
+def test_offline_hub_id_not_in_the_cache_is_one_clear_error(monkeypatch, tmp_path):
+    import datasets.config
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 at start-up would set them
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    with pytest.raises(UnavailableError, match=r"^HF_HUB_OFFLINE is set and no-such-org/no-such-bench is not in the "
+                                               r"local cache$"):
         load_bench("no-such-org/no-such-bench")
 
 

@@ -139,7 +139,8 @@ POLICY_A_BY_SPECIALTY = {
 POLICY_A_SCORES = {  # item: (S1, S2, S3) in samples.jsonl
     "o1": (1.0, 1.0, 0.0), "o3": (1.0, 1.0, 2.0), "o4": (1.0, 3.0, 0.0), "o6": (0.25, 2.0, 0.0),
 }
-POLICY_A_COUNTS = {"items": 6, "generation_failures": 1, "unknown_verdicts": 1, "answers_excluded": 2}
+POLICY_A_COUNTS = {"items": 6, "generation_failures": 1, "empty_answers": 0, "unknown_verdicts": 1,
+                   "answers_excluded": 2}
 
 
 def _run(cli, tmp_path, table: str) -> tuple:

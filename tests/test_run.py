@@ -18,6 +18,7 @@ from promedical.bench.prompts import TEMPLATE_HASH
 from promedical.bench.results import read_results, read_samples
 from promedical.bench.runner import RunConfig, judge_instances, run
 from promedical.bench.scoring import gated_overall, s_scores
+from tests.conftest import DATA
 
 LIMIT = 4
 
@@ -130,7 +131,7 @@ def test_policy_track_scores_answers_with_the_scoring_module(tmp_path, tiny_mode
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "{tmp}/no-such-model"], "cannot load model"),
+    (["--model", "{tmp}/no-such-model"], "no-such-model: no such folder"),
     (["--model", "{nochat}", "--track", "policy", "--judge", "rm:{reward}"], "has no chat template"),
     (["--model", "{causal}", "--bench", "{prompts_only}"], "no labelled instances"),
     (["--model", "{causal}", "--track", "policy"], "the policy track needs a judge"),
@@ -249,3 +250,88 @@ def test_long_reward_inputs_keep_their_end_and_special_tokens(tmp_path):
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert len(ids) == 512 and tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
     assert tokens[-6:-1] == ["the", "criterion", "and", "the", "response"]
+
+
+# ----------------------------------------------------------------------------------------- runs that measure nothing
+
+
+def _synthetic_prompts_with_answers(tmp_path, answers: list[str]):
+    """Synthetic-world prompts (which `world` grades) and a table:FILE policy giving ``answers`` to them."""
+    from promedical.bench.data.synthetic import synthesize
+    from promedical.bench.io import write_jsonl_atomic
+
+    prompts = tmp_path / "prompts.jsonl"
+    items = synthesize(len(answers), 0, "heldout_prompts")
+    write_jsonl_atomic(prompts, items)
+    table = tmp_path / "answers.jsonl"
+    rows = [{"item": item.id, "answer": answer} for item, answer in zip(items, answers, strict=True)]
+    table.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return prompts, table
+
+
+def test_empty_answers_are_counted_and_warned_about(cli, tmp_path):
+    prompts, answers = _synthetic_prompts_with_answers(tmp_path, ["", "  \n", "Call emergency services now."])
+    output = tmp_path / "out"
+    result = cli("run", "--model", f"table:{answers}", "--bench", str(prompts), "--track", "policy", "--judge",
+                 "world", "--output-dir", str(output))
+    assert result.code == 0, result.stderr
+    assert "warning: 2 of 3 answers are empty" in result.stderr
+    assert "empty_answers=2" in result.stdout
+    (run_dir,) = [p for p in output.iterdir() if not p.name.startswith(".")]
+    assert read_results(run_dir).tracks["policy"].counts["empty_answers"] == 2
+
+
+@pytest.mark.parametrize("args", [["--track", "policy", "--judge", "world"], ["--track", "judge"]])
+def test_a_judge_that_can_grade_nothing_of_the_bench_is_one_line_exit_1(cli, tmp_path, tiny_models, args):
+    model = "world" if "judge" in args else str(tiny_models["causal"])
+    output = tmp_path / "out"
+    result = cli("run", "--model", model, "--bench", "sample", *args, "--output-dir", str(output))
+    assert result.code == 1
+    assert result.stderr.splitlines() == ["error: judge world grades only synthetic-world prompts (from "
+                                          f"`promedical-bench data synth`); none of the {len(load_bench('sample'))} "
+                                          "items of sample is one, so every verdict would be unknown"], result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("track, reason", [
+    ("judge", "the judge track measured nothing: all 33 verdicts are unknown"),
+    ("policy", "the policy track measured nothing: every answer has an unknown verdict (22 in all)"),
+])
+def test_a_run_whose_every_verdict_is_unknown_is_written_and_exits_1(cli, tmp_path, track, reason):
+    """A table judge that holds no decision leaves every verdict unknown."""
+    prompts, answers = _synthetic_prompts_with_answers(tmp_path, ["Rest.", "Drink water.", "See a doctor."])
+    bench = {"judge": str(DATA / "oracle" / "bench.jsonl"), "policy": str(prompts)}[track]
+    output = tmp_path / "out"
+    result = cli("run", "--model", f"table:{answers}", "--bench", bench, "--track", track, "--judge",
+                 f"table:{answers}", "--output-dir", str(output))
+    assert result.code == 1
+    (run_dir,) = [p for p in output.iterdir() if not p.name.startswith(".")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {reason}; {run_dir}/samples.jsonl holds what came back"], result.stderr
+    assert (run_dir / "results.json").is_file() and "n/a" in result.stdout
+
+
+def test_a_policy_run_whose_every_generation_failed_exits_1(cli, tmp_path):
+    prompts, _ = _synthetic_prompts_with_answers(tmp_path, ["Rest.", "Drink water."])
+    answers = tmp_path / "other.jsonl"  # answers to other items only: every generation of these fails
+    answers.write_text(json.dumps({"item": "not-in-the-bench", "answer": "Rest."}) + "\n")
+    result = cli("run", "--model", f"table:{answers}", "--bench", str(prompts), "--track", "policy", "--judge",
+                 "world", "--output-dir", str(tmp_path / "out"))
+    assert result.code == 1
+    assert "error: the policy track measured nothing: all 2 generations failed; " in result.stderr
+
+
+def test_the_summary_says_how_many_calls_the_cache_answered(cli, tmp_path):
+    prompts, answers = _synthetic_prompts_with_answers(tmp_path, ["Rest.", "Drink water."])
+    args = ["run", "--model", f"table:{answers}", "--bench", str(prompts), "--track", "policy", "--judge", "world",
+            "--output-dir", str(tmp_path / "out")]
+    first, again, uncached = cli(*args), cli(*args), cli(*args, "--no-cache")
+    assert first.code == again.code == uncached.code == 0
+    calls = 2 + len([c for item in load_bench(prompts) for c in item.rubric])  # two answers, each criterion graded
+    assert first.stdout.rstrip().endswith(f"({calls} model calls)")
+    assert again.stdout.rstrip().endswith(f"(no model call: all {calls} from the cache)")
+    assert uncached.stdout.rstrip().endswith(f"({calls} model calls)")
+    oracle = ["run", "--model", f"table:{DATA / 'oracle' / 'judge_a.jsonl'}", "--bench",
+              str(DATA / "oracle" / "bench.jsonl"), "--output-dir", str(tmp_path / "oracle")]
+    assert cli(*oracle).stdout.rstrip().endswith("(33 model calls)")
+    assert cli(*oracle).stdout.rstrip().endswith("(1 model call, 32 from the cache)")  # its unknown is asked again

@@ -293,3 +293,10 @@ def test_reported_rows_are_data_with_their_source():
     for values in models.values():  # transcription check: Avg is the mean of the reported columns
         reported = [v for v in values[1:] if v is not None]
         assert abs(values[0] - sum(reported) / len(reported)) < 0.015
+
+
+def test_outside_a_git_checkout_lm_eval_prints_no_git_error(cli, tiny_models, tmp_path):
+    done = cli("ultramedical", "--model", str(tiny_models["causal"]), "--data-dir", "bundled", "--tasks",
+               "mmlu_anatomy", "--limit", "2", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    assert "not a git repository" not in done.stderr and "fatal:" not in done.stderr

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from promedical.bench.adjudication.errors import AdjudicationError, cap
+from promedical.bench.adjudication.errors import SHOWN_PROBLEMS, AdjudicationError
 from promedical.bench.adjudication.keys import QUEUE_KEY_FILE, Study, load_key, row_mac, token
 from promedical.bench.adjudication.packets import QUEUE_COLUMNS, packet_csv, publish, stage, write_packet_xlsx
 from promedical.bench.adjudication.ratings import LONG_COLUMNS, Rating, long_rows, read_packets, write_long
@@ -138,7 +138,6 @@ def import_study(packets_dir: str | Path, key_path: str | Path, output: str | Pa
         else:
             write_jsonl_atomic(staging / FINAL_LABELS_FILE, final_items)
             outputs["final_labels"] = queue_dir / FINAL_LABELS_FILE
-        output.parent.mkdir(parents=True, exist_ok=True)
         write_long(output, rows)
         document = {"level": level, "seed": seed, "n_boot": n_boot, "statistics": agreement}
         write_text_atomic(stats_path, [json.dumps(document, indent=2) + "\n"])
@@ -188,7 +187,6 @@ def _import_adjudication(packets_dir: str | Path, study: Study, output: Path) ->
     items = _final_items(study, decisions)
     if not items:
         raise AdjudicationError([f"{packets_dir}: no unit is resolved, so there are no final labels to write"])
-    output.parent.mkdir(parents=True, exist_ok=True)
     counts["items"] = write_jsonl_atomic(output, items)
     return ImportResult("adjudication", counts, {"final_labels": output})
 
@@ -208,7 +206,8 @@ def merge_labels(bench_path: str | Path, labels_path: str | Path, output: str | 
 
     Every labelled item must exist in the bench with the same prompt and criteria (id, type, text). Responses
     the bench lacks are added; a response id the bench has with a different text is refused. A label the
-    bench already has with a different value is refused unless ``replace``. Nothing is written on refusal."""
+    bench already has with a different value is refused unless ``replace``. Nothing is written on refusal, but
+    for more than :data:`SHOWN_PROBLEMS` problems the list of them all, ``OUTPUT.problems.txt``."""
     bench = load_bench(bench_path)
     final = load_bench(labels_path)
     by_id = {item.id: item for item in bench}
@@ -286,8 +285,12 @@ def merge_labels(bench_path: str | Path, labels_path: str | Path, output: str | 
             problems.append(f"{labels_path}: item {item.id!r}: the merged item is invalid: "
                             f"{str(error).splitlines()[0]}")
         counts["items"] += 1
-    if problems:
-        raise AdjudicationError(cap(problems))
     output = Path(output)
+    if len(problems) > SHOWN_PROBLEMS:  # too many for the terminal: all of them go to a file beside the output
+        listing = output.with_name(f"{output.name}.problems.txt")
+        write_text_atomic(listing, (problem + "\n" for problem in problems))
+        raise AdjudicationError(problems, listing=listing)
+    if problems:
+        raise AdjudicationError(problems)
     write_jsonl_atomic(output, (merged.get(item.id, item) for item in bench))
     return MergeResult(counts, output)

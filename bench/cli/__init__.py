@@ -2,7 +2,8 @@
 
 One module per command family: :mod:`.data` (validate, data, tiny-model), :mod:`.run` (run, compare),
 :mod:`.adjudicate` (adjudicate, agreement), :mod:`.ultramedical`, :mod:`.leaderboard`, :mod:`.train`
-(train-rm, train-sft, train-grpo, reproduce); shared option types in :mod:`.options`.
+(train-rm, train-sft, train-grpo, reproduce), :mod:`.listing` (list); shared option types in :mod:`.options`, console
+tables and plurals in :mod:`.console`.
 
 Exit codes: 0 success, 2 bad input or usage, 1 anything else. Errors are one line; ``--debug`` adds the
 traceback. Refusals are :class:`~promedical.bench.errors.PromedicalError`; :func:`main` is the one place
@@ -18,7 +19,7 @@ from importlib.metadata import version
 
 import click
 
-from promedical.bench.cli import adjudicate, data, leaderboard, run, train, ultramedical
+from promedical.bench.cli import adjudicate, data, leaderboard, listing, run, train, ultramedical
 from promedical.bench.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, PromedicalError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_OK", "cli", "main"]
@@ -43,6 +44,7 @@ for _command in (
     train.train_rm, train.train_sft_command, train.train_grpo_command, train.reproduce_command,
     leaderboard.leaderboard,
     ultramedical.ultramedical_command,
+    listing.list_command,
 ):
     cli.add_command(_command)
 

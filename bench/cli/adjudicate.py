@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from promedical.bench.cli.console import plural
 from promedical.bench.schema import CRITERION_TYPES
 
 # The work modules (numpy, openpyxl, scikit-learn, ...) load only when a command runs, so that the console
@@ -84,8 +85,8 @@ def export_command(run_args: tuple[str, ...], runs: tuple[str, ...], bench: str 
     result = export_study(source, output_dir, raters, overlap=overlap, seed=seed, tasks=tasks,
                           criterion_types=criterion_types or None, max_units=max_units, rater_names=names)
     units = ", ".join(f"{n} {t}" for t, n in sorted(result.units.items()))
-    click.echo(f"exported {sum(result.units.values())} units ({units}) for {raters} raters, {overlap} per unit "
-               f"(seed {seed})")
+    click.echo(f"exported {plural(sum(result.units.values()), 'unit')} ({units}) for {raters} raters, {overlap} per "
+               f"unit (seed {seed})")
     for packet in result.packets:
         click.echo(f"  {packet['rater']:<14} packet {packet['packet_id']:<12} {packet['rows']:>5} rows  "
                    f"{packet['xlsx']}  {packet['csv']}")
@@ -140,10 +141,11 @@ def import_command(packets_dir: Path, key_path: Path, output: Path, queue_dir: P
         click.echo(f"resolved {counts['agreed'] + counts['adjudicated']} of {counts['units']} units "
                    f"({counts['agreed']} agreed in the first round, {counts['adjudicated']} adjudicated, "
                    f"{counts['unresolved']} unresolved)")
-        click.echo(f"wrote final labels for {counts['items']} items to {result.outputs['final_labels']}")
+        click.echo(f"wrote final labels for {plural(counts['items'], 'item')} to {result.outputs['final_labels']}")
         return
     missing = f", {counts['packets_not_returned']} packet(s) not returned" if counts["packets_not_returned"] else ""
-    click.echo(f"read {counts['packets']} packets: {counts['rated']} rows rated, {counts['unrated']} unrated{missing}")
+    click.echo(f"read {plural(counts['packets'], 'packet')}: {plural(counts['rated'], 'row')} rated, "
+               f"{counts['unrated']} unrated{missing}")
     click.echo(format_report(result.agreement or {}, f"\nagreement ({level}, 95% bootstrap CI over units)"))
     click.echo(f"\n{counts['agreed']} of {counts['units']} units agreed; {counts['queued']} go to the adjudicator")
     click.echo(f"wrote {result.outputs['ratings']} and {result.outputs['agreement']}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from promedical.bench.cli.console import plural
 from promedical.bench.data.synthetic import P_VIOLATION, SPLITS
 from promedical.bench.datasets import FORMATS, load_bench
 from promedical.bench.io import write_jsonl_atomic
@@ -30,9 +31,10 @@ def validate(source: str, data_format: str, split: str | None) -> None:
     items = load_bench(source, split=split, format=data_format)  # type: ignore[arg-type]
     stats = bench_stats(items)
     click.echo(
-        f"OK {source}: {stats['items']} items, {stats['criteria']['total']} criteria, "
-        f"{stats['responses']} responses, {stats['labels']['pointwise']} pointwise and "
-        f"{stats['labels']['pairwise']} pairwise labels"
+        f"OK {source}: {plural(stats['items'], 'item')}, "
+        f"{plural(stats['criteria']['total'], 'criterion', 'criteria')}, "
+        f"{plural(stats['responses'], 'response')}, {stats['labels']['pointwise']} pointwise and "
+        f"{plural(stats['labels']['pairwise'], 'pairwise label')}"
     )
 
 
@@ -70,7 +72,7 @@ def data_convert(source: str, output: str, data_format: str, split: str | None) 
     """
     items = load_bench(source, split=split, format=data_format)  # type: ignore[arg-type]
     count = write_jsonl_atomic(output, items)
-    click.echo(f"wrote {count} items to {output}")
+    click.echo(f"wrote {plural(count, 'item')} to {output}")
 
 
 @data.command("synth")
@@ -93,7 +95,7 @@ def data_synth(n_instructions: int, seed: int, split: str, violation_rate: float
     from promedical.bench.data.synthetic import iter_synthetic
 
     count = write_jsonl_atomic(output, iter_synthetic(n_instructions, seed, split, violation_rate))  # type: ignore[arg-type]
-    click.echo(f"wrote {count} {split} items (seed {seed}) to {output}")
+    click.echo(f"wrote {plural(count, f'{split} item')} (seed {seed}) to {output}")
 
 
 @click.command("tiny-model")

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import click
 
+#: How ``--model`` tells a local path from a Hugging Face id (promedical.bench.hub.looks_like_path), for its help.
+PATH_RULE = ("A value that starts with '.', '/' or '~', has more than one '/', ends in a file suffix, or whose "
+             "first part is an existing folder (models/x beside models/tiny) is a local path: when it does not "
+             "exist the command fails at once, without asking the Hub. With HF_HUB_OFFLINE set, a Hub id must be "
+             "in the local cache.")
+
 #: ``--output-dir`` of the commands that write runs (``run``, ``ultramedical``).
 runs_output_dir = click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                                default=Path("results"), show_default=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from promedical.bench.cli import options
+from promedical.bench.cli.console import percent_cells, plural, table
 from promedical.bench.cli.options import BatchSize
 
 
@@ -15,7 +16,7 @@ from promedical.bench.cli.options import BatchSize
 @click.option("--model", required=True,
               help="Model to evaluate: a local path or Hugging Face id (reward model or causal LM, detected from "
                    "its config), or hf:PATH, rm:PATH, openai:MODEL, table:FILE (verdicts and answers fixed in a "
-                   "file).")
+                   f"file). {options.PATH_RULE}")
 @click.option("--bench", default="sample", show_default=True,
               help="Bench: 'sample' (bundled), a file or folder, or a Hugging Face dataset id.")
 @click.option("--split", default=None, help="Split of a Hugging Face dataset.")
@@ -64,7 +65,7 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
     Offline example: `promedical-bench tiny-model --output models/tiny` builds a small random-weight
     checkpoint, then `promedical-bench run --model models/tiny` runs the judge track on the bundled sample.
     """
-    from promedical.bench.runner import RunConfig, run
+    from promedical.bench.runner import NothingMeasuredError, RunConfig, run
 
     config = RunConfig(model=model, bench=bench, split=split, track=track, judge=judge_spec,  # type: ignore[arg-type]
                        output_dir=output_dir, limit=limit, batch_size=batch_size, device=device, dtype=dtype,
@@ -74,7 +75,17 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
                        max_model_len=max_model_len)
     outcome = run(config)
     click.echo(format_summary(outcome.results))
-    click.echo(f"\nwrote {outcome.run_dir} ({outcome.model_calls} model calls, the rest from cache)")
+    click.echo(f"\nwrote {outcome.run_dir} ({calls_phrase(outcome.model_calls, outcome.cached_calls)})")
+    if outcome.nothing_measured:
+        raise NothingMeasuredError(outcome.nothing_measured)
+
+
+def calls_phrase(made: int, cached: int) -> str:
+    """How the run's answers came: ``12 model calls``, ``12 model calls, 30 from the cache``, ``no model call:
+    all 42 from the cache``."""
+    if not made:
+        return f"no model call: all {cached} from the cache" if cached else "no model call"
+    return plural(made, "model call") + (f", {cached} from the cache" if cached else "")
 
 
 @click.command("compare")
@@ -93,39 +104,31 @@ def compare_command(run_a: str, run_b: str, seed: int, as_json: bool) -> None:
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
 
 
-def _fmt(metric: dict | None) -> str:
-    if not metric or metric.get("value") is None:
-        return "n/a"
-    low, high = metric.get("ci_low"), metric.get("ci_high")
-    interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None else ""
-    return f"{100 * metric['value']:.1f}{interval}"
-
-
 def format_summary(results) -> str:  # noqa: ANN001 - RunResults, imported lazily
-    """The end-of-run table: every metric in percent with its 95% CI and n."""
+    """The end-of-run table: every metric in percent with its 95% CI and n, then the track's counts."""
     lines = [f"{results.model.id} ({results.model.kind}) on {results.bench.name} "
-             f"({results.bench.items} items, bench {results.bench.content_hash})"]
+             f"({plural(results.bench.items, 'item')}, bench {results.bench.content_hash})"]
     for track, result in results.tracks.items():
         judged_by = f", graded by {result.judge.id}" if result.judge else ""
         lines.append(f"\n{track} track{judged_by}  (percent, 95% CI over items)")
-        for name, metric in result.metrics.items():
-            lines.append(f"  {name:<34} {_fmt(metric.model_dump()):>22}   n={metric.n}")
+        rows = [[name, *percent_cells(metric.value, metric.ci_low, metric.ci_high), str(metric.n)]
+                for name, metric in result.metrics.items()]
+        lines.append(table(["metric", "percent", "95% CI", "n"], rows, right={1, 2, 3}))
         lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in result.counts.items()))
     return "\n".join(lines)
 
 
 def format_comparison(comparison: dict) -> str:
+    """B − A per metric in percentage points with its paired CI, then the paired test and what was compared."""
     lines = [f"B − A: {comparison['run_b']} − {comparison['run_a']} (bench {comparison['bench']})"]
     for track, entry in comparison["tracks"].items():
         lines.append(f"\n{track} track  (percentage points, paired 95% CI)")
-        for name, diff in entry["differences"].items():
-            if diff["value"] is None:
-                lines.append(f"  {name:<34} {'n/a':>24}")
-                continue
-            lines.append(f"  {name:<34} {100 * diff['value']:+7.1f} [{100 * diff['ci_low']:+.1f}, "
-                         f"{100 * diff['ci_high']:+.1f}]   n={diff['n']}")
+        rows = [[name, *percent_cells(diff["value"], diff["ci_low"], diff["ci_high"], signed=True),
+                 "" if diff["value"] is None else str(diff["n"])] for name, diff in entry["differences"].items()]
+        lines.append(table(["metric", "B − A", "95% CI", "n"], rows, right={1, 2, 3}))
         test, counts = entry["paired_test"], entry["instances"]
-        lines.append(f"  {test['name']} on {test['tested']}: p = {test['p_value']:.4g} ({test['items']} items)")
+        lines.append(f"  {test['name']} on {test['tested']}: p = {test['p_value']:.4g} "
+                     f"({plural(test['items'], 'item')})")
         lines.append(f"  compared {counts['compared']} instances both runs decided; dropped "
                      f"{counts['undecided_in_a']} undecided in A, {counts['undecided_in_b']} undecided in B, "
                      f"{counts['only_in_a']} only in A, {counts['only_in_b']} only in B")

@@ -7,13 +7,15 @@ from pathlib import Path
 import click
 
 from promedical.bench.cli import options
+from promedical.bench.cli.console import percent_cells, plural, table
 from promedical.bench.cli.options import BatchSize
 from promedical.bench.ultramedical.suite import COLUMNS, PROTOCOLS, TASK_NAMES
 
 
 @click.command("ultramedical")
 @click.option("--model", default=None,
-              help="Causal LM to evaluate: a local path or Hugging Face id (loaded by lm-eval's hf or vllm model).")
+              help="Causal LM to evaluate: a local path or Hugging Face id (loaded by lm-eval's hf or vllm model). "
+                   f"{options.PATH_RULE}  [required unless --fetch-data]")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="loglik", show_default=True,
               help="loglik: lm-eval multiple_choice log-likelihood (acc, acc_norm); cot: UltraMedical's 0-shot "
                    "chain of thought with the chat template, greedy, answer letter extracted (no_answer = wrong).")
@@ -68,7 +70,7 @@ def ultramedical_command(model: str | None, protocol: str, data_dir: str | None,
     if fetch_dir is not None:
         counts = fetch_data(fetch_dir, select_columns(tasks))
         for name, rows in counts.items():
-            click.echo(f"wrote {fetch_dir / (name + '.jsonl')} ({rows} questions)")
+            click.echo(f"wrote {fetch_dir / (name + '.jsonl')} ({plural(rows, 'question')})")
         return
     if model is None:
         raise click.UsageError("Missing option '--model'.")
@@ -82,16 +84,13 @@ def ultramedical_command(model: str | None, protocol: str, data_dir: str | None,
     click.echo(f"\nwrote {outcome.run_dir}")
 
 
-def _pct(metric) -> str:  # noqa: ANN001 - MetricValue
-    if metric is None or metric.value is None:
-        return "n/a"
-    interval = (f" [{100 * metric.ci_low:.1f}, {100 * metric.ci_high:.1f}]"
-                if metric.ci_low is not None and metric.ci_high is not None else "")
-    return f"{100 * metric.value:.1f}{interval}"
+def _cells(metric) -> tuple[str, str]:  # noqa: ANN001 - MetricValue or None
+    return percent_cells(None, None, None) if metric is None else percent_cells(metric.value, metric.ci_low,
+                                                                                  metric.ci_high)
 
 
 def format_ultramedical(results) -> str:  # noqa: ANN001 - RunResults
-    """Per-task table (percent, 95% CI over questions) and the averages."""
+    """Per-task table and the averages, every score in percent with its 95% CI over questions."""
     config, track = results.config, results.tracks["ultramedical"]
     metrics, protocol = track.metrics, config["protocol"]
     second = "acc_norm" if protocol == "loglik" else "no_answer"
@@ -99,15 +98,14 @@ def format_ultramedical(results) -> str:  # noqa: ANN001 - RunResults
     if config.get("bundled_items"):
         lines.append("NOTE: computed on the bundled demo items (8 per task), not on the benchmarks; "
                      "not comparable with published figures.")
-    lines.append(f"\n  {'task':<28} {'acc':>22} {second:>22}  {'n':>5}")
+    lines.append("\npercent, 95% CI over questions")
     labels = {c.name: c.label for c in COLUMNS}
-    for name in config["tasks"]:
-        acc = metrics[f"{name}.acc"]
-        lines.append(f"  {labels[name] + ' (' + name + ')':<28} {_pct(acc):>22} "
-                     f"{_pct(metrics.get(f'{name}.{second}')):>22}  {acc.n:>5}")
-    lines.append(f"  {'avg (unweighted over tasks)':<28} {_pct(metrics['avg']):>22} "
-                 f"{_pct(metrics.get('avg_acc_norm')) if protocol == 'loglik' else '':>22}")
-    lines.append(f"  {'micro_avg (all questions)':<28} {_pct(metrics['micro_avg']):>22} "
-                 f"{_pct(metrics.get('micro_avg_acc_norm') or metrics.get('no_answer')):>22}  "
-                 f"{metrics['micro_avg'].n:>5}")
+    rows = [[f"{labels[name]} ({name})", *_cells(metrics[f"{name}.acc"]), *_cells(metrics.get(f"{name}.{second}")),
+             str(metrics[f"{name}.acc"].n)] for name in config["tasks"]]
+    average_second = metrics.get("avg_acc_norm") if protocol == "loglik" else None
+    rows.append(["avg (unweighted over tasks)", *_cells(metrics["avg"]),
+                 *(_cells(average_second) if average_second else ("", "")), str(metrics["avg"].n)])
+    rows.append(["micro_avg (all questions)", *_cells(metrics["micro_avg"]),
+                 *_cells(metrics.get("micro_avg_acc_norm") or metrics.get("no_answer")), str(metrics["micro_avg"].n)])
+    lines.append(table(["task", "acc", "95% CI", second, "95% CI", "n"], rows, right={1, 2, 3, 4, 5}))
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from promedical.bench.hub import check_offline_model, check_reachable, hub_offline, looks_like_path
 from promedical.bench.judging import JudgeError
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,23 @@ def torch_dtype(dtype: str, device: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def check_model_source(path_or_id: str) -> None:
+    """Refuse at once a model that cannot be loaded from where it is named: a path-like value
+    (:func:`~promedical.bench.hub.looks_like_path`) that does not exist is a missing folder, never a Hub id; a
+    Hub id must be in the local cache when ``HF_HUB_OFFLINE`` is set, and its Hub must answer otherwise."""
+    if Path(path_or_id).exists():
+        return
+    if looks_like_path(path_or_id):
+        raise JudgeError("no such folder", path=path_or_id)
+    if hub_offline():
+        check_offline_model(path_or_id)
+    else:
+        check_reachable(path_or_id)
+
+
 def model_architecture(path_or_id: str) -> str:
     """The architecture named by a checkpoint's config (a local folder or a Hub id)."""
+    check_model_source(path_or_id)  # before transformers is imported: a missing folder fails at once
     from transformers import AutoConfig
 
     try:

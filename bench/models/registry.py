@@ -15,12 +15,22 @@ from typing import TYPE_CHECKING
 
 from promedical.bench.generating import Decoding, Generator
 from promedical.bench.judging import Judge, JudgeError
-from promedical.bench.models.loading import ModelOptions, detect_kind
+from promedical.bench.models.loading import ModelOptions, check_model_source, detect_kind
 
 if TYPE_CHECKING:
     from promedical.bench.models.vllm import VLLMOptions
 
 WORLD_SPEC = "world"
+#: Every form a judge spec takes, with the backend behind it (``promedical-bench list judges`` prints these).
+JUDGE_FORMS: dict[str, str] = {
+    "rm:PATH_OR_ID": "reward model (*ForSequenceClassification, 1 label): r(x, c, y) per criterion, thresholds "
+                     "from its promedical_rm.json",
+    "hf:PATH_OR_ID": "causal LM judged by prompting: P(Yes) vs P(No); pairs averaged over both orders",
+    "openai:MODEL": "OpenAI-compatible API (OPENAI_BASE_URL, OPENAI_API_KEY): JSON verdicts, bounded retries",
+    "table:FILE": "verdicts fixed in a JSONL file: replays an external grader's or physicians' decisions",
+    WORLD_SPEC: "the synthetic world's exact ground truth; grades only prompts from `data synth`",
+    "PATH_OR_ID": "a bare checkpoint: rm: or hf: as its config's architecture says",
+}
 
 
 def _causal_judge(target: str, options: ModelOptions) -> Judge:
@@ -103,6 +113,7 @@ def build_generator(model: str, backend: str | None, options: ModelOptions, deco
                                temperature=decoding.temperature, seed=decoding.seed)
     path = model.removeprefix("hf:")
     if backend == "vllm":
+        check_model_source(path)
         from promedical.bench.models.vllm import VLLMGenerator, VLLMOptions
 
         return VLLMGenerator(path, decoding, engine or VLLMOptions(), options.dtype)

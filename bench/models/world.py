@@ -18,6 +18,7 @@ class WorldJudge:
 
     spec = kind = "world"
     template_hash = TEMPLATE_HASH  # reads the query's item and response, no prompt
+    grades_only = "synthetic-world prompts (from `promedical-bench data synth`)"
 
     def __init__(self) -> None:
         from importlib import resources
@@ -45,6 +46,13 @@ class WorldJudge:
                 decision = preference(a, b)
                 verdicts.append(Verdict(decision, {"a": 1.0, "b": 0.0, "tie": 0.5}[decision]))
         return verdicts
+
+    @staticmethod
+    def grades(item: BenchItem) -> bool:
+        """Whether ``item`` is a synthetic-world item (every other item gets ``unknown``)."""
+        from promedical.bench.data.synthetic import is_synthetic
+
+        return is_synthetic(item)
 
     @staticmethod
     def _met(item: BenchItem, response: str, criterion: Criterion) -> bool | None:

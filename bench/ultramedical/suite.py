@@ -316,14 +316,14 @@ def lm_eval_model(config: UltraMedicalConfig) -> tuple[str, dict[str, Any], str 
     return "hf", {"pretrained": config.model, "dtype": dtype} | extra, batch_size, device
 
 
-def check_model(model: str) -> None:
-    """Refuse, before any work, a model whose config cannot be read or that is not a causal LM."""
+def check_model(model: str, backend: str) -> None:
+    """Refuse, before any work, a model that cannot be found (a missing folder, a Hub id that cannot be
+    fetched), and with the hf backend one whose config cannot be read or that is not a causal LM."""
     from promedical.bench.judging import JudgeError
-    from promedical.bench.models.loading import detect_kind
+    from promedical.bench.models.loading import check_model_source, detect_kind
 
-    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
-        raise JudgeError(f"model {model!r}: no such folder")
-    if detect_kind(model) != "causal":
+    check_model_source(model)
+    if backend == "hf" and detect_kind(model) != "causal":
         raise JudgeError(f"model {model!r} is a reward model; the UltraMedical suite needs a causal LM")
 
 
@@ -334,8 +334,7 @@ def run_ultramedical(config: UltraMedicalConfig) -> UltraMedicalOutcome:
         raise BenchDataError("--protocol", f"unknown protocol {config.protocol!r}; choose loglik or cot")
     columns = select_columns(config.tasks)
     files = resolve_data(config.data_dir, columns)
-    if config.backend == "hf":
-        check_model(config.model)
+    check_model(config.model, config.backend)
     model_type, model_args, batch_size, device = lm_eval_model(config)
     import lm_eval
 
@@ -390,12 +389,31 @@ PROTOCOL_DESCRIPTIONS = {
 
 
 def _quiet_lm_eval() -> None:
-    """lm-eval and datasets log every step at INFO/WARNING; keep their errors only (progress bars stay)."""
+    """lm-eval and datasets log every step at INFO/WARNING; keep their errors only (progress bars stay). lm-eval
+    also runs ``git describe`` for its results and lets git print ``fatal: not a git repository`` outside a
+    checkout: it gets the same lookup with git's complaint kept off the terminal."""
     import datasets
+    import lm_eval.evaluator
 
     for name in ("lm_eval", "lm-eval", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     datasets.disable_progress_bars()
+    lm_eval.evaluator.get_git_commit_hash = _git_commit_quietly
+
+
+def _git_commit_quietly() -> str | None:
+    """What ``lm_eval.loggers.utils.get_git_commit_hash`` returns (``git describe --always``, else the commit
+    lm-eval reads from the working folder's .git), without git's error output."""
+    import os
+    import subprocess
+
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        done = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())
+    return done.stdout.strip()
 
 
 # --------------------------------------------------------------------------------------------- results
