@@ -81,7 +81,7 @@ def _prompts(items: list) -> str | None:
 def _judge_instances(items: list) -> str | None:
     from promedical.bench.instances import labelled_instances
 
-    return None if labelled_instances(items) else "no labelled instances for the judge track"
+    return None if next(labelled_instances(items), None) else "no labelled instances for the judge track"
 
 
 def check_model_spec(label: str, spec: str) -> list[str]:
@@ -125,17 +125,25 @@ def check_gpus(needs: dict[str, tuple[int, int]] = GPU_NEEDS) -> Preflight:
 
 def check_recipes_under_zero3(recipes: tuple[str, ...] = PLAN_RECIPES) -> list[str]:
     """Build each recipe's trainer config in a process started by ``accelerate launch`` with the shipped ZeRO-3
-    config (one process; on a machine without a GPU on the CPU, bf16 off), where ZeRO-3 must be active."""
+    config, for one process (on a machine without a GPU: on the CPU with bf16 off), where ZeRO-3 must be
+    active."""
+    import tempfile
+
     import torch
+    import yaml
 
     from promedical.alignment.config import recipe_path
 
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(recipe_path(ACCELERATE_CONFIG)), "--num_processes", "1"]
+    config = yaml.safe_load(recipe_path(ACCELERATE_CONFIG).read_text(encoding="utf-8"))
+    config["num_processes"] = 1
     if not torch.cuda.is_available():
-        launch += ["--cpu", "--mixed_precision", "no"]
-    done = subprocess.run([*launch, "-m", "promedical.alignment.preflight", *recipes], capture_output=True,
-                          text=True, timeout=600)
+        config.update(use_cpu=True, mixed_precision="no")
+    with tempfile.TemporaryDirectory() as folder:
+        launch_config = Path(folder) / "accelerate.yaml"
+        launch_config.write_text(yaml.safe_dump(config), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch_config),
+                               "-m", "promedical.alignment.preflight", *recipes], capture_output=True, text=True,
+                              timeout=600)
     problems = [line.removeprefix("problem: ") for line in done.stdout.splitlines() if line.startswith("problem: ")]
     if done.returncode != 0 and not problems:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -153,8 +161,8 @@ def _build_under_launch(recipes: list[str]) -> int:
 
     failed = 0
     for name in recipes:
-        try:
-            load_recipe(name).trl_config(check_only=not torch.cuda.is_available())
+        try:  # kept: transformers holds the active DeepSpeed config only by a weak reference to it
+            config = load_recipe(name).trl_config(check_only=not torch.cuda.is_available())
         except Exception as error:  # noqa: BLE001 - each recipe's failure is reported as one line
             print(f"problem: {name}: its trainer config does not build under ZeRO-3: {error}".splitlines()[0])
             failed += 1
@@ -162,6 +170,7 @@ def _build_under_launch(recipes: list[str]) -> int:
         if not is_deepspeed_zero3_enabled():
             print(f"problem: {name}: ZeRO-3 is not active under {ACCELERATE_CONFIG}")
             failed += 1
+        del config
     return 2 if failed else 0
 
 
