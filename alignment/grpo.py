@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from promedical.alignment.config import GRPORecipe, SFTRecipe, resolve_data, resolve_model_source
+from promedical.alignment.preflight import require_training_extras
 from promedical.alignment.reward import VetoReward
 from promedical.bench.models.loading import ModelOptions, load_tokenizer
 from promedical.bench.models.registry import build_judge
@@ -72,6 +73,7 @@ def train_sft(recipe: SFTRecipe) -> dict[str, Any]:
     """Supervised fine-tuning of a chat policy on bench responses (safe and unsafe alike)."""
     from trl import SFTTrainer
 
+    require_training_extras()
     items = resolve_data(recipe.train_data)
     source = str(build_tiny_policy(recipe, items)) if recipe.base_model == "tiny" else \
         resolve_model_source(recipe.base_model)
@@ -93,6 +95,7 @@ def train_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     """Safety-veto GRPO of ``recipe.policy_model`` against ``recipe.judge``."""
     from trl import GRPOTrainer
 
+    require_training_extras(use_vllm=recipe.use_vllm)
     items = resolve_data(recipe.prompts)
     source = resolve_model_source(recipe.policy_model)
     judge = build_judge(recipe.judge, ModelOptions(device="auto", batch_size=recipe.judge_batch_size))

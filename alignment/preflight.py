@@ -94,14 +94,31 @@ def check_model_spec(label: str, spec: str) -> list[str]:
     return []
 
 
+def missing_extra(module: str) -> str | None:
+    """Why ``module`` (``deepspeed`` or ``vllm``) cannot be used here and how to install it; None when it imports."""
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        return f"{module} does not import ({error}): pip install -e '.[{_EXTRAS[module]}]' on the GPU machine"
+    return None
+
+
 def check_extras() -> list[str]:
-    problems = []
-    for module, extra in _EXTRAS.items():
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            problems.append(f"{module} does not import ({error}): pip install -e '.[{extra}]' on the GPU machine")
-    return problems
+    return [problem for module in _EXTRAS if (problem := missing_extra(module)) is not None]
+
+
+def require_training_extras(use_vllm: bool = False) -> None:
+    """Refuse in one line, before any model is loaded, a training run whose launch or recipe needs an extra that
+    does not import: DeepSpeed under an accelerate DeepSpeed config, vLLM for ``use_vllm: true``."""
+    import os
+
+    from promedical.bench.errors import UnavailableError
+
+    needed = (["deepspeed"] if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" else []) + (
+        ["vllm"] if use_vllm else [])
+    for module in needed:
+        if (problem := missing_extra(module)) is not None:
+            raise UnavailableError(problem)
 
 
 def check_gpus(needs: dict[str, tuple[int, int]] = GPU_NEEDS) -> Preflight:

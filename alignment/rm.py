@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from promedical.alignment.config import RewardModelRecipe, resolve_data, resolve_model_source
+from promedical.alignment.preflight import require_training_extras
 from promedical.bench.instances import labelled_instances
 from promedical.bench.io import write_text_atomic
 from promedical.bench.judging import PointwiseQuery
@@ -287,6 +288,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     from transformers import TrainerCallback
     from trl import RewardTrainer
 
+    require_training_extras()
     items = resolve_data(recipe.train_data)
     train_items, dev_items = split_items(items, recipe.dev_fraction, recipe.seed)
     args = recipe.trl_config()  # first: under a ZeRO-3 accelerate config the base model is then loaded partitioned

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from promedical.alignment.preflight import (
     check_data,
@@ -87,3 +88,16 @@ def test_dry_run_exits_2_naming_each_bad_path_and_passes_the_data_it_can_use(cli
     assert [e.removeprefix("error: ")[:len("vllm does not import")] for e in errors] == expected
     assert good.code == (0 if not expected else 2)
     assert "train-grpo --recipe qwen3-8b-grpo" in good.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_training_refuses_a_missing_policy_folder_and_a_missing_vllm_in_one_line(cli, tmp_path):
+    done = cli("train-grpo", "--recipe", "smoke-grpo", "--policy", str(tmp_path / "never-loaded"),
+               "--output-dir", str(tmp_path / "out"))
+    assert done.code == 2 and done.stderr.strip() == f"error: {tmp_path / 'never-loaded'}: no such folder"
+    recipe = tmp_path / "vllm.yaml"
+    recipe.write_text(yaml.safe_dump({"kind": "grpo", "policy_model": str(tmp_path / "never-loaded"),
+                                      "judge": "world", "prompts": "synthetic:train:2", "use_vllm": True,
+                                      "output_dir": str(tmp_path / "out")}))
+    done = cli("train-grpo", "--recipe", str(recipe))
+    assert done.code == 1 and done.stderr.strip().splitlines()[-1].startswith("error: vllm does not import")

@@ -335,3 +335,21 @@ def test_the_summary_says_how_many_calls_the_cache_answered(cli, tmp_path):
               str(DATA / "oracle" / "bench.jsonl"), "--output-dir", str(tmp_path / "oracle")]
     assert cli(*oracle).stdout.rstrip().endswith("(33 model calls)")
     assert cli(*oracle).stdout.rstrip().endswith("(1 model call, 32 from the cache)")  # its unknown is asked again
+
+
+def test_the_policy_is_released_before_its_answers_are_graded(tiny_models):
+    """Generation and grading may share one GPU: the generator's weights are gone before the judge runs."""
+    from promedical.bench.cache import Cache
+    from promedical.bench.generating import Decoding
+    from promedical.bench.models.hf import HFGenerator
+    from promedical.bench.models.loading import ModelOptions
+    from promedical.bench.runner import run_policy_track
+
+    generator = HFGenerator(str(tiny_models["causal"]), ModelOptions(device="cpu"), Decoding(max_new_tokens=2))
+    judge = RewardModelJudge(str(tiny_models["reward"]), ModelOptions(device="cpu"))
+    loaded_while_grading = []
+    grade = judge.pointwise
+    judge.pointwise = lambda queries: loaded_while_grading.append("model" in generator.__dict__) or grade(queries)
+    config = RunConfig(model=str(tiny_models["causal"]), track="policy", progress=False)
+    run_policy_track(generator, judge, load_bench("sample")[:2], Cache(None), config, Decoding(max_new_tokens=2))
+    assert loaded_while_grading and not any(loaded_while_grading)
