@@ -41,10 +41,11 @@ class _Recipe(BaseModel):
 
     def _common(self, check_only: bool) -> dict[str, Any]:
         """Settings shared by every trainer. ``check_only`` turns bf16 off so that a machine without a GPU
-        can still build (and so check) every other setting of a GPU recipe."""
+        can still build (and so check) every other setting of a GPU recipe. Progress bars stay on: training
+        runs for minutes to days."""
         return {"output_dir": self.output_dir, "seed": self.seed, "bf16": self.bf16 and not check_only,
                 "use_cpu": self.use_cpu or check_only, "activation_checkpointing": self.gradient_checkpointing,
-                "logging_steps": self.logging_steps, "report_to": "none", "save_strategy": "no", "disable_tqdm": True}
+                "logging_steps": self.logging_steps, "report_to": "none", "save_strategy": "no", "disable_tqdm": False}
 
 
 class RewardModelRecipe(_Recipe):

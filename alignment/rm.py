@@ -338,7 +338,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in PAIR_SOURCES},
         "max_length": max_length, "thresholds": thresholds, "calibration_pointwise_accuracy": calibration_accuracy,
         "final_train_loss": next((h["train_loss"] for h in reversed(history) if "train_loss" in h), None),
-        "recipe": recipe.model_dump(),
+        "output_dir": recipe.output_dir, "recipe": recipe.model_dump(),
     }
     if main_process:
         write_text_atomic(output / "README.md", [model_card(report)])

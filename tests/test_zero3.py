@@ -4,6 +4,7 @@ the trainer config partition the weights; the reward model that grades GRPO comp
 calibrated after `train-rm` must still be loaded whole."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,12 @@ def _launch(config, tmp_path, command: str, recipe: dict) -> subprocess.Complete
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
 
+def _assert_progress_then_where_and_what_next(stderr: str, output, next_command: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-2] == f"wrote {output}" and lines[-1].startswith(f"next: {next_command}"), lines[-3:]
+    assert re.search(r"\d+/\d+ \[[0-9:]+<[0-9:]+", stderr), "a training progress bar with its ETA"
+
+
 def test_grpo_step_graded_by_a_reward_model_under_zero3(zero3_config, tmp_path, tiny_models):
     output = tmp_path / "grpo"
     done = _launch(zero3_config, tmp_path, "train-grpo", {
@@ -45,6 +52,7 @@ def test_grpo_step_graded_by_a_reward_model_under_zero3(zero3_config, tmp_path, 
     report = json.loads(done.stdout[done.stdout.index('{\n  "'):])  # the report follows TRL's log lines
     assert report["steps"] == 1 and report["reward_first"] is not None, "the reward model graded the completions"
     assert (output / "model.safetensors").exists()
+    _assert_progress_then_where_and_what_next(done.stderr, output, "promedical-bench run --model")
 
 
 def test_train_rm_under_zero3_ends_with_calibrated_thresholds(zero3_config, tmp_path, tiny_models):
@@ -59,5 +67,6 @@ def test_train_rm_under_zero3_ends_with_calibrated_thresholds(zero3_config, tmp_
     calibration = json.loads((output / RM_CALIBRATION_FILE).read_text())
     assert set(calibration["thresholds"]) == {"proficiency", "excellence", "safety"}
     assert calibration["calibration_instances"] > 0 and (output / "README.md").exists()
+    _assert_progress_then_where_and_what_next(done.stderr, output, f"promedical-bench run --model {output}")
     judge = RewardModelJudge(str(output))  # the saved checkpoint is whole: it loads and judges outside ZeRO-3
     assert judge.model.score.weight.dim() == 2

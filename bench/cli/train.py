@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,13 @@ _DATA_HELP = ("Override the recipe's data: a bench source or synthetic:SPLIT:N[:
               "by '+'.")
 
 
-def _print_report(report: dict) -> None:
+def _print_report(report: dict, next_step: str) -> None:
+    """The training report (JSON, stdout), then where the model is and what to run next (stderr, last); once,
+    from the main process of an ``accelerate launch``."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     click.echo(json.dumps({k: v for k, v in report.items() if k != "recipe"}, indent=2, default=str))
+    click.echo(f"wrote {report['output_dir']}\nnext: {next_step}", err=True)
 
 
 def _load_recipe(name: str, kind: type, **overrides: Any):
@@ -48,7 +55,8 @@ def train_rm(recipe: str, train_data: str | None, output_dir: str | None) -> Non
     from promedical.alignment.rm import train_reward_model
 
     loaded = _load_recipe(recipe, RewardModelRecipe, train_data=train_data, output_dir=output_dir)
-    _print_report(train_reward_model(loaded))
+    _print_report(train_reward_model(loaded), f"promedical-bench run --model {shlex.quote(loaded.output_dir)}  "
+                                              "# judge the sample bench with it")
 
 
 @click.command("train-sft")
@@ -60,7 +68,9 @@ def train_sft_command(recipe: str, train_data: str | None, output_dir: str | Non
     from promedical.alignment.config import SFTRecipe
     from promedical.alignment.grpo import train_sft
 
-    _print_report(train_sft(_load_recipe(recipe, SFTRecipe, train_data=train_data, output_dir=output_dir)))
+    loaded = _load_recipe(recipe, SFTRecipe, train_data=train_data, output_dir=output_dir)
+    _print_report(train_sft(loaded), f"promedical-bench train-grpo --recipe smoke-grpo --policy "
+                                     f"{shlex.quote(loaded.output_dir)}  # safety-veto GRPO from this policy")
 
 
 @click.command("train-grpo")
@@ -78,8 +88,10 @@ def train_grpo_command(recipe: str, policy_model: str | None, prompts: str | Non
     from promedical.alignment.config import GRPORecipe
     from promedical.alignment.grpo import train_grpo
 
-    _print_report(train_grpo(_load_recipe(recipe, GRPORecipe, policy_model=policy_model, prompts=prompts, judge=judge,
-                                          output_dir=output_dir)))
+    loaded = _load_recipe(recipe, GRPORecipe, policy_model=policy_model, prompts=prompts, judge=judge,
+                          output_dir=output_dir)
+    _print_report(train_grpo(loaded), f"promedical-bench run --model {shlex.quote(loaded.output_dir)} --track policy "
+                                      f"--judge {shlex.quote(loaded.judge)} --bench BENCH  # grade its answers")
 
 
 @click.command("reproduce")
