@@ -3,7 +3,8 @@ that serves it, importing that module only when it is asked for (so a run with o
 others, nor their dependencies).
 
 Judges: ``hf:PATH_OR_ID`` (:mod:`.causal`), ``rm:PATH_OR_ID`` (:mod:`.reward`), ``openai:MODEL`` (:mod:`.api`),
-``table:PATH`` (:mod:`.table`), ``world`` (:mod:`.world`), or a bare path/id (kind from its config).
+``embed:PATH`` (:mod:`.embedding`), ``table:PATH`` (:mod:`.table`), ``world`` (:mod:`.world`), or a bare path/id
+(kind from its config).
 Generators: ``hf:PATH_OR_ID`` or a bare path/id (:mod:`.hf`; :mod:`.vllm` with backend ``vllm``),
 ``openai:MODEL`` or backend ``openai`` (:mod:`.api`), ``table:PATH`` (:mod:`.table`).
 """
@@ -27,6 +28,8 @@ JUDGE_FORMS: dict[str, str] = {
                      "from its promedical_rm.json",
     "hf:PATH_OR_ID": "causal LM judged by prompting: P(Yes) vs P(No); pairs averaged over both orders",
     "openai:MODEL": "OpenAI-compatible API (OPENAI_BASE_URL, OPENAI_API_KEY): JSON verdicts, bounded retries",
+    "embed:PATH": "zero-shot sentence-encoder judge: cosine(criterion, response), one logistic cut per type from "
+                  "its promedical_embedding.json (the honest untrained base of a reward model on that encoder)",
     "table:FILE": "verdicts fixed in a JSONL file: replays an external grader's or physicians' decisions",
     WORLD_SPEC: "the synthetic world's exact ground truth; grades only prompts from `data synth`",
     "PATH_OR_ID": "a bare checkpoint: rm: or hf: as its config's architecture says",
@@ -43,6 +46,13 @@ def _reward_judge(target: str, options: ModelOptions) -> Judge:
     from promedical.bench.models.reward import RewardModelJudge
 
     return RewardModelJudge(target, options)
+
+
+def _embedding_judge(target: str, options: ModelOptions) -> Judge:
+    from promedical.bench.models.embedding import EmbeddingJudge
+
+    check_model_source(target)
+    return EmbeddingJudge(target, options)
 
 
 def _openai_judge(model: str, options: ModelOptions) -> Judge:
@@ -78,6 +88,7 @@ JUDGES: dict[str, Callable[[str, ModelOptions], Judge]] = {
     "rm": _checked("reward", _reward_judge),
     "openai": _openai_judge,
     "table": _table_judge,
+    "embed": _embedding_judge,
 }
 
 
