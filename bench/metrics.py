@@ -11,7 +11,7 @@ criterion verdict (or a failed generation) are excluded and counted.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -120,6 +120,26 @@ def with_breakdowns(samples: Sequence[JudgeSample] | Sequence[PolicySample], ite
             members = set(ids)
             out[key][group] = estimate_all([s for s in samples if s.item_id in members], contributions, ids, seed)
     return out
+
+
+#: A judge that gives one verdict to at least this share of a criterion type's instances is flagged: there
+#: it is a constant predictor, whatever its accuracy.
+ONE_VERDICT_SHARE = 0.95
+
+
+def met_share(decisions: Iterable[tuple[str, str]]) -> dict[str, float]:
+    """Per criterion type, the share of "met" among the known pointwise decisions ((type, decision) pairs)."""
+    known: dict[str, list[bool]] = {}
+    for kind, decision in decisions:
+        if decision in ("met", "not_met"):
+            known.setdefault(kind, []).append(decision == "met")
+    return {kind: sum(values) / len(values) for kind, values in sorted(known.items())}
+
+
+def one_verdict_types(shares: dict[str, float]) -> dict[str, str]:
+    """The types whose verdicts are at least :data:`ONE_VERDICT_SHARE` one way, with that verdict."""
+    return {kind: "met" if share >= 0.5 else "not_met" for kind, share in shares.items()
+            if max(share, 1 - share) >= ONE_VERDICT_SHARE}
 
 
 def judge_counts(samples: Sequence[JudgeSample], excluded_ties: int) -> dict[str, int]:

@@ -68,6 +68,9 @@ class TrackResult(_Model):
     judge: ModelInfo | None = None
     #: Hash of every prompt string and option that reached this track's judge (absent in older files).
     template_hash: str | None = None
+    #: Per criterion type, the share of the judge's known pointwise verdicts that are "met" (absent in older
+    #: files): near 0 or 1, the judge gives one verdict to the whole type and its accuracy there is a constant's.
+    met_share: dict[str, float] | None = None
 
 
 class RunResults(_Model):

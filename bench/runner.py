@@ -25,7 +25,14 @@ from promedical.bench.errors import EXIT_FAILURE, PromedicalError
 from promedical.bench.generating import Decoding, Generator, conversation
 from promedical.bench.instances import labelled_instances
 from promedical.bench.judging import Judge, PairwiseQuery, PointwiseQuery, Verdict
-from promedical.bench.metrics import JUDGE_CONTRIBUTIONS, POLICY_CONTRIBUTIONS, judge_counts, with_breakdowns
+from promedical.bench.metrics import (
+    JUDGE_CONTRIBUTIONS,
+    POLICY_CONTRIBUTIONS,
+    judge_counts,
+    met_share,
+    one_verdict_types,
+    with_breakdowns,
+)
 from promedical.bench.models.loading import ModelOptions
 from promedical.bench.models.registry import build_generator, build_judge
 from promedical.bench.models.vllm import VLLMOptions
@@ -214,7 +221,9 @@ def run_judge_track(judge: Judge, items: Sequence[BenchItem], cache: Cache, conf
     samples = [instance.sample(verdict) for instance, verdict in zip(instances, verdicts, strict=True)]
     summary = with_breakdowns(samples, items, JUDGE_CONTRIBUTIONS, config.seed)
     counts = judge_counts(samples, ties)
-    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash), samples, calls
+    shares = _flag_one_verdict_types(judge, met_share((s.criterion_type, s.decision) for s in samples
+                                                      if s.mode == "pointwise"))
+    return TrackResult(**summary, counts=counts, template_hash=judge.template_hash, met_share=shares), samples, calls
 
 
 def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchItem], cache: Cache,
@@ -252,7 +261,19 @@ def run_policy_track(generator: Generator, judge: Judge, items: Sequence[BenchIt
                     "end-of-turn token and --max-new-tokens)", counts["empty_answers"], len(items))
     # the grader's prompts and the policy's chat-template arguments (thinking) both shape the scores
     track_hash = template_hash({"grader": judge.template_hash, "policy_chat": decoding.chat_template_kwargs()})
-    return TrackResult(**summary, counts=counts, template_hash=track_hash), samples, generated + judged
+    shares = _flag_one_verdict_types(judge, met_share((j.criterion_type, j.decision) for s in samples
+                                                      for j in s.judgements))
+    return (TrackResult(**summary, counts=counts, template_hash=track_hash, met_share=shares), samples,
+            generated + judged)
+
+
+def _flag_one_verdict_types(judge: Judge, shares: dict[str, float]) -> dict[str, float]:
+    """Warn about each criterion type the judge gave one verdict to (≥ 95% of its instances); the shares."""
+    for kind, verdict in one_verdict_types(shares).items():
+        share = shares[kind] if verdict == "met" else 1 - shares[kind]
+        log.warning("%s called %.0f%% of its %s verdicts %r: on %s criteria it is a constant predictor",
+                    judge.spec, 100 * share, kind, verdict, kind)
+    return shares
 
 
 def _policy_sample(item: BenchItem, answer: str | None, verdicts: dict[str, Verdict], config: RunConfig

@@ -353,3 +353,25 @@ def test_the_policy_is_released_before_its_answers_are_graded(tiny_models):
     config = RunConfig(model=str(tiny_models["causal"]), track="policy", progress=False)
     run_policy_track(generator, judge, load_bench("sample")[:2], Cache(None), config, Decoding(max_new_tokens=2))
     assert loaded_while_grading and not any(loaded_while_grading)
+
+
+def test_a_judge_giving_one_verdict_to_a_type_is_flagged(tmp_path, cli):
+    """A table judge that says "met" to every safety instance and mixes the other types: hand-counted shares."""
+    from promedical.bench.metrics import met_share, one_verdict_types
+
+    shares = met_share([("safety", "met")] * 19 + [("safety", "not_met")] + [("proficiency", "met")] * 3
+                       + [("proficiency", "not_met"), ("proficiency", "unknown")])
+    assert shares == {"proficiency": 0.75, "safety": 0.95}
+    assert one_verdict_types(shares) == {"safety": "met"}
+    assert one_verdict_types({"excellence": 0.04, "safety": 0.949}) == {"excellence": "not_met"}
+    items = load_bench("sample")[:6]
+    rows = [{"item": i.id, "criterion": lab.criterion, "response": lab.response,
+             "decision": "met" if next(c for c in i.rubric if c.id == lab.criterion).type == "safety" or n % 2
+             else "not_met"} for i in items for n, lab in enumerate(i.labels.pointwise)]
+    table = tmp_path / "verdicts.jsonl"
+    table.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    done = cli("run", "--model", f"table:{table}", "--bench", "sample", "--limit", "6", "--output-dir",
+               str(tmp_path / "runs"))
+    assert "verdicts met: " in done.stdout and "one verdict to >= 95% of safety (met)" in done.stdout, done.stdout
+    [run_dir] = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+    assert read_results(run_dir).tracks["judge"].met_share["safety"] == 1.0

@@ -115,7 +115,22 @@ def format_summary(results) -> str:  # noqa: ANN001 - RunResults, imported lazil
                 for name, metric in result.metrics.items()]
         lines.append(table(["metric", "percent", "95% CI", "n"], rows, right={1, 2, 3}))
         lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in result.counts.items()))
+        if result.met_share:
+            lines.append(met_share_line(result.met_share))
     return "\n".join(lines)
+
+
+def met_share_line(shares: dict[str, float]) -> str:
+    """The share of "met" verdicts per criterion type, and a flag on each type the judge gave one verdict."""
+    from promedical.bench.metrics import ONE_VERDICT_SHARE, one_verdict_types
+
+    line = "  verdicts met: " + ", ".join(f"{kind} {100 * share:.0f}%" for kind, share in shares.items())
+    flagged = one_verdict_types(shares)
+    if flagged:
+        line += (f"  ! one verdict to >= {100 * ONE_VERDICT_SHARE:.0f}% of "
+                 + ", ".join(f"{kind} ({verdict})" for kind, verdict in flagged.items())
+                 + ": a constant predictor there")
+    return line
 
 
 def format_comparison(comparison: dict) -> str:
