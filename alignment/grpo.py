@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from promedical.alignment.config import GRPORecipe, SFTRecipe, resolve_data, resolve_model_source
-from promedical.alignment.preflight import require_training_extras
+from promedical.alignment.extras import require_training_extras
 from promedical.alignment.reward import VetoReward
 from promedical.bench.models.loading import ModelOptions, load_tokenizer
 from promedical.bench.models.registry import build_judge

@@ -13,7 +13,6 @@ GPU time is spent (``--dry-run`` stops after it).
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from promedical.alignment.extras import EXTRAS, missing_extra
 from promedical.bench.errors import PromedicalError
 
 #: The recipes of the plan, and the accelerate config they are launched with.
@@ -34,7 +34,6 @@ GPU_NEEDS: dict[str, tuple[int, int]] = {
     "run (policy track, vLLM then the reward model)": (1, 40),
 }
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
-_EXTRAS = {"deepspeed": "train,deepspeed", "vllm": "vllm"}
 
 
 class PreflightError(PromedicalError):
@@ -94,31 +93,8 @@ def check_model_spec(label: str, spec: str) -> list[str]:
     return []
 
 
-def missing_extra(module: str) -> str | None:
-    """Why ``module`` (``deepspeed`` or ``vllm``) cannot be used here and how to install it; None when it imports."""
-    try:
-        importlib.import_module(module)
-    except ImportError as error:
-        return f"{module} does not import ({error}): pip install -e '.[{_EXTRAS[module]}]' on the GPU machine"
-    return None
-
-
 def check_extras() -> list[str]:
-    return [problem for module in _EXTRAS if (problem := missing_extra(module)) is not None]
-
-
-def require_training_extras(use_vllm: bool = False) -> None:
-    """Refuse in one line, before any model is loaded, a training run whose launch or recipe needs an extra that
-    does not import: DeepSpeed under an accelerate DeepSpeed config, vLLM for ``use_vllm: true``."""
-    import os
-
-    from promedical.bench.errors import UnavailableError
-
-    needed = (["deepspeed"] if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" else []) + (
-        ["vllm"] if use_vllm else [])
-    for module in needed:
-        if (problem := missing_extra(module)) is not None:
-            raise UnavailableError(problem)
+    return [problem for module in EXTRAS if (problem := missing_extra(module)) is not None]
 
 
 def check_gpus(needs: dict[str, tuple[int, int]] = GPU_NEEDS) -> Preflight:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from promedical.alignment.config import RewardModelRecipe, resolve_data, resolve_model_source
-from promedical.alignment.preflight import require_training_extras
+from promedical.alignment.extras import require_training_extras
 from promedical.bench.instances import labelled_instances
 from promedical.bench.io import write_text_atomic
 from promedical.bench.judging import PointwiseQuery
