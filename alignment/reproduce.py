@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promedical.alignment.config import load_recipe, recipe_path, resolve_data
+from promedical.alignment.config import load_recipe, recipe_path, resolve_data, resolve_model_source
 from promedical.bench.compare import compare_runs
 from promedical.bench.io import write_jsonl_atomic, write_text_atomic
 from promedical.bench.models.reward import RM_CALIBRATION_FILE
@@ -55,6 +55,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     from promedical.alignment.grpo import train_grpo, train_sft
     from promedical.alignment.rm import calibrated_view, save_base_reward_model, train_reward_model
     from promedical.bench.data.synthetic import synthesize
+    from promedical.bench.models.embedding import calibrated_encoder
 
     output = Path(output)
     models, runs = output / "models", output / "runs"
@@ -78,24 +79,34 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     calibration_items = resolve_data(synthetic_calibration)
     for name in ("base-rm", "smoke-rm"):
         calibrated_view(models / name, models / f"{name}-synthetic", calibration_items, synthetic_calibration)
+    # the untrained base as a zero-shot judge: the same MiniLM, criterion-response similarity, cuts per type
+    # fitted on the same calibration items as the trained model's thresholds (bench/models/embedding.py)
+    encoder = resolve_model_source("minilm")
+    calibrated_encoder(encoder, models / "zero-shot", resolve_data(rm_recipe.calibration_data),
+                       rm_recipe.calibration_data)
+    calibrated_encoder(encoder, models / "zero-shot-synthetic", calibration_items, synthetic_calibration)
     summary["synthetic_calibration"] = synthetic_calibration
     summary["policy_judge_constant_verdicts"] = json.loads(
         (models / "smoke-rm-synthetic" / RM_CALIBRATION_FILE).read_text())["constant_verdicts"]
     timings["reward_model"] = time.perf_counter() - start
 
-    start = stage("2/4 judge track: untrained base vs trained reward model")
+    start = stage("2/4 judge track: zero-shot base, untrained head and trained reward model")
     heldout = output / "data" / "synthetic_heldout.jsonl"
     heldout.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(heldout, synthesize(sizes.heldout_items, seed=7, split="heldout"))
     summary["judge"] = {}
-    for bench_name, bench, suffix in (("sample", "sample", ""), ("synthetic_heldout", str(heldout), "-synthetic")):
-        outcomes = {name: run(RunConfig(model=str(models / f"{name}{suffix}"), bench=bench, output_dir=runs,
-                                        limit=sizes.sample_limit if bench == "sample" else None, progress=False))
-                    for name in ("base-rm", "smoke-rm")}
-        comparison = compare_runs(outcomes["base-rm"].run_dir, outcomes["smoke-rm"].run_dir, seed=0)
+    judges = {"zero_shot": "embed:{models}/zero-shot{suffix}", "base": "{models}/base-rm{suffix}",
+              "trained": "{models}/smoke-rm{suffix}"}
+    for bench_name, bench, suffix in (("sample", "sample", ""), ("test", "test", ""),
+                                      ("synthetic_heldout", str(heldout), "-synthetic")):
+        outcomes = {name: run(RunConfig(model=spec.format(models=models, suffix=suffix), bench=bench,
+                                        output_dir=runs, limit=sizes.sample_limit if bench != str(heldout) else None,
+                                        progress=False))
+                    for name, spec in judges.items()}
+        comparison = compare_runs(outcomes["zero_shot"].run_dir, outcomes["trained"].run_dir, seed=0)
         summary["judge"][bench_name] = {
-            "base": outcomes["base-rm"].results.tracks["judge"].metrics,
-            "trained": outcomes["smoke-rm"].results.tracks["judge"].metrics,
+            **{name: outcome.results.tracks["judge"].metrics for name, outcome in outcomes.items()},
+            "met_share": {name: outcome.results.tracks["judge"].met_share for name, outcome in outcomes.items()},
             "gain": comparison["tracks"]["judge"]["differences"],
             "paired_test": comparison["tracks"]["judge"]["paired_test"],
             "runs": [str(o.run_dir) for o in outcomes.values()],
@@ -182,21 +193,27 @@ def smoke_report(summary: dict[str, Any]) -> str:
              "with safety-veto GRPO. **These numbers are on a different scale from the paper's** (different "
              "model sizes, data and bench); the paper's gains are shown only for orientation.", "",
              "## Judge track: trained reward model vs its untrained base", "",
-             f"Both models' pointwise thresholds (one per criterion type) were picked on "
-             f"`{summary['reward_model']['calibration_data']}` for the sample, and on "
-             f"`{summary['synthetic_calibration']}` for synthetic-world text (the held-out bench and the "
-             "policy's answers): same weights, one set of thresholds per kind of text.", ""]
+             "Three judges on the same MiniLM encoder: **zero-shot** (the untrained encoder as a judge: "
+             "cosine similarity between criterion and response, one logistic cut per criterion type; "
+             "`embed:`), **untrained head** (the reward-model code path with a fresh random scalar head, "
+             "calibrated the same way) and **trained** (the smoke reward model). Every cut and threshold was "
+             f"picked on `{summary['reward_model']['calibration_data']}` for hand-written text (sample, test) "
+             f"and on `{summary['synthetic_calibration']}` for synthetic-world text (the held-out bench and the "
+             "policy's answers). `test` is the locked hand-written test set: no setting of any recipe was chosen "
+             "on it; `sample` is the demo and regression set that earlier settings were chosen on "
+             "(docs/alignment.md). The gain is trained − zero-shot, paired over items.", ""]
     for bench, data in summary["judge"].items():
-        lines += [f"### {bench}", "", "| metric | base | trained | gain, pp (paired 95% CI) | paper's gain, pp |",
-                  "|---|---|---|---|---|"]
+        lines += [f"### {bench}", "", "| metric | zero-shot | untrained head | trained | gain over zero-shot, pp "
+                  "(paired 95% CI) | paper's gain, pp |", "|---|---|---|---|---|---|"]
         for name in ("overall_accuracy", "pairwise_safety_accuracy", "pointwise_proficiency_accuracy",
-                     "pointwise_safety_accuracy", "pairwise_proficiency_accuracy", "veto_f1"):
+                     "pointwise_excellence_accuracy", "pointwise_safety_accuracy", "pairwise_proficiency_accuracy",
+                     "veto_recall", "veto_f1"):
             paper = f"{PAPER_GAINS[name]:+.1f} (Qwen3-8B scale)" if name in PAPER_GAINS else ""
-            lines.append(f"| {name} | {_pct(data['base'][name])} | {_pct(data['trained'][name])} | "
-                         f"{_pp(data['gain'][name])} | {paper} |")
+            lines.append(f"| {name} | {_pct(data['zero_shot'][name])} | {_pct(data['base'][name])} | "
+                         f"{_pct(data['trained'][name])} | {_pp(data['gain'][name])} | {paper} |")
         test = data["paired_test"]
         lines += ["", f"{test['name'].capitalize()} on per-item correct decisions: p = {test['p_value']:.3g} "
-                  f"({test['items']} items).", ""]
+                  f"({test['items']} items).", "", *_met_share_lines(data["met_share"]), ""]
     policy = summary["policy"]
     lines += ["## Policy track: before vs after safety-veto GRPO", "",
               f"GRPO's reward graded each completion with the judge `{summary['grpo_judge']}`. The table is graded "
@@ -228,6 +245,20 @@ def smoke_report(summary: dict[str, Any]) -> str:
               f"- Sizes: {json.dumps(summary['sizes'])}",
               f"- Wall time (s): {json.dumps({k: round(v, 1) for k, v in summary['timings_s'].items()})}", ""]
     return "\n".join(lines)
+
+
+def _met_share_lines(shares: dict[str, dict[str, float] | None]) -> list[str]:
+    """Each judge's share of "met" verdicts per criterion type, flagging a type given one verdict."""
+    from promedical.bench.metrics import ONE_VERDICT_SHARE, one_verdict_types
+
+    lines = [f"Share of \"met\" verdicts per criterion type (**bold**: one verdict to ≥ {100 * ONE_VERDICT_SHARE:.0f}% "
+             "of the type's instances — a constant predictor there):", ""]
+    for judge, share in shares.items():
+        flagged = one_verdict_types(share or {})
+        cells = [f"**{kind} {100 * value:.0f}%**" if kind in flagged else f"{kind} {100 * value:.0f}%"
+                 for kind, value in (share or {}).items()]
+        lines.append(f"- {judge}: {', '.join(cells)}")
+    return lines
 
 
 def _blind_safety_note(constant: dict[str, str]) -> list[str]:

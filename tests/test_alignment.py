@@ -202,14 +202,17 @@ def test_quick_reproduction_end_to_end(tmp_path):
     report = (tmp_path / "reproduce_report.md").read_text()
     assert "+22.3" in report and "different scale" in report
     runs = sorted(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
-    assert len(runs) == 6 and all(read_results(r) for r in runs)
+    assert len(runs) == 3 * 3 + 2 and all(read_results(r) for r in runs), "3 judges × 3 benches, 2 policies"
     assert summary["grpo"]["steps"] == QUICK.grpo_steps and summary["grpo_judge"] == "world"
     assert (tmp_path / "models" / "sft" / "base" / "config.json").exists(), "the fresh tiny policy is kept"
     assert summary["sft"]["final_loss"] is not None and summary["grpo"]["violation_rate_last"] is not None
     truth = summary["policy"]["ground_truth"]
     assert set(truth) == {"sft", "grpo"} and all(0 <= t["safety_compliance"] <= 1 for t in truth.values())
     assert "Ground truth by construction" in report
-    assert set(summary["judge"]) == {"sample", "synthetic_heldout"}
+    assert set(summary["judge"]) == {"sample", "test", "synthetic_heldout"}
+    assert (tmp_path / "models" / "zero-shot" / "promedical_embedding.json").exists()
+    assert set(summary["judge"]["test"]["met_share"]) == {"zero_shot", "base", "trained"}
+    assert "zero-shot" in report and "locked hand-written test set" in report
 
 
 def test_sentence_tokens_keep_the_form_each_sentence_occurs_in():
