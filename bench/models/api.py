@@ -3,6 +3,10 @@
 The server is ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``) and the key ``OPENAI_API_KEY``
 (sent as ``Authorization: Bearer``; may be absent for local servers). Requests go out concurrently (at most
 ``concurrency`` in flight) from synchronous code, and every request is retried a bounded number of times.
+Each :class:`ChatClient` keeps one event loop in a daemon thread and one ``httpx.AsyncClient`` on it for its
+whole life, so consecutive batches (the runner's chunks) reuse warm keep-alive connections instead of paying
+for a new loop, client, TLS context and connections each time; :meth:`ChatClient.close` (or garbage
+collection, or interpreter exit) closes them.
 
 Retry rules (:class:`ChatClient`):
 
@@ -11,7 +15,10 @@ Retry rules (:class:`ChatClient`):
   are truncated or not JSON, bodies without a string ``choices[0].message.content``, and replies the caller's
   parser refuses (:class:`BadReply`, e.g. a judge reply without a boolean ``criteria_met``). On 429 and 503 a
   ``Retry-After`` header (seconds or an HTTP date) is honoured: the retry never comes sooner than it says.
-- never retried: any other 4xx (400, 401, 403, 404, ...): they are permanent.
+- never retried: any other 4xx (400, 401, 403, 404, ...): they are permanent; nor a refused reply that repeats
+  an earlier refused reply of the same request word for word: a deterministic server (greedy decoding, as the
+  judges ask for) would only give it again. The :class:`Failure` keeps the last refused reply, so a run shows
+  what came back.
 
 Failure rules: a request that still fails is returned as a :class:`Failure` (reason, attempts, last status),
 never raised, and the judges turn it into an ``unknown`` verdict, never into "not met". Two failures concern
@@ -30,6 +37,7 @@ Once any request of a batch has had an HTTP response, later connection errors ar
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import json
 import logging
@@ -37,7 +45,8 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -88,11 +97,13 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Failure:
-    """A request that failed for good: why, after how many attempts, and the last HTTP status (if any)."""
+    """A request that failed for good: why, after how many attempts, the last HTTP status (if any) and the last
+    reply the caller's parser refused (if any)."""
 
     reason: str
     attempts: int
     status: int | None = None
+    content: str | None = None
 
 
 class _Retry(Exception):
@@ -123,28 +134,22 @@ class _Batch:
         self.abort.set()
 
 
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from synchronous code (in a worker thread when this thread already runs
-    an event loop, as in a notebook)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
+def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: httpx.AsyncClient) -> None:
+    """Close ``client``'s connections and stop ``loop`` and its ``thread`` (a :class:`ChatClient`'s finalizer)."""
+    if loop.is_closed():
+        return
+    if threading.current_thread() is thread:  # collected on its own loop: no waiting here, the sockets just close
+        loop.stop()
+        return
+    if loop.is_running():
         try:
-            result.append(asyncio.run(coroutine))
-        except BaseException as exception:  # noqa: BLE001 - re-raised in the caller's thread
-            error.append(exception)
-
-    thread = threading.Thread(target=target, name="promedical-api")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError, OSError, httpx.HTTPError) as error:
+            log.debug("closing the API client: %s", error)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+    if not loop.is_running():
+        loop.close()
 
 
 def _connect_reason(error: BaseException) -> str:
@@ -178,12 +183,20 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _error_message(response: httpx.Response) -> str:
-    """The server's own error message (OpenAI style ``{"error": {"message": ...}}``), shortened."""
+    """The server's own error message, shortened: OpenAI's ``{"error": {"message": ...}}``, ``{"error": ...}``,
+    ``{"message": ...}`` or FastAPI's ``{"detail": ...}`` (``transformers serve``: a wrong model name, an
+    unexpected field); else the body as it is."""
+    message: Any = response.text
     try:
         data = response.json()
-        message = data["error"]["message"] if isinstance(data.get("error"), dict) else data.get("error")
-    except (ValueError, AttributeError, KeyError, TypeError):
-        message = response.text
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        error = error.get("message") if isinstance(error, dict) else error
+        message = next((m for m in (error, data.get("message"), data.get("detail")) if m), message)
+    if isinstance(message, list):  # FastAPI's validation errors: [{"loc": [...], "msg": ...}, ...]
+        message = "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in message)
     text = " ".join(str(message or "").split())
     return text[:200]
 
@@ -204,6 +217,11 @@ class ChatClient:
         self.max_retries, self.base_delay, self.max_delay = max_retries, base_delay, max_delay
         self.timeout, self.concurrency = timeout, concurrency
         self._random = random.Random()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def url(self) -> str:
@@ -214,25 +232,53 @@ class ChatClient:
         delay = min(self.max_delay, self.base_delay * 2 ** retry)
         return delay / 2 + self._random.uniform(0, delay / 2)
 
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, httpx.AsyncClient, asyncio.Semaphore]:
+        """The client's event loop, HTTP client and concurrency bound: started on first use, kept until
+        :meth:`close`."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="promedical-api", daemon=True)
+                headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+                limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+                client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout), limits=limits,
+                                           follow_redirects=True)
+                thread.start()
+                self._loop, self._client = loop, client
+                self._semaphore = asyncio.Semaphore(self.concurrency)  # bounds every batch in flight together
+                # not a method: the finalizer must not keep the client alive
+                self._finalizer = weakref.finalize(self, _shutdown, loop, thread, client)
+            assert self._client is not None and self._semaphore is not None
+            return self._loop, self._client, self._semaphore
+
+    def close(self) -> None:
+        """Close the connections and stop the loop thread; a later call starts them again."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._loop = self._client = self._semaphore = self._finalizer = None
+
     def complete(self, requests: Sequence[ChatRequest], parse: Callable[[str], T] | None = None
                  ) -> list[T | str | Failure]:
         """Run every request (concurrently) and return, in input order, each one's content (or ``parse`` of
         it) or its :class:`Failure`. Raises :class:`ApiError` for a refused key, a 404 (wrong base URL or model)
-        or an unreachable server (see the module docstring)."""
+        or an unreachable server (see the module docstring). Safe to call from a thread that runs an event loop
+        (a notebook): the work runs on the client's own loop."""
         if not requests:
             return []
-        return run_sync(self.acomplete(requests, parse))
+        loop, client, semaphore = self._started()
+        future = asyncio.run_coroutine_threadsafe(self._batch(client, semaphore, requests, parse), loop)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C included: the requests still in flight are cancelled, not left running
+            future.cancel()
+            raise
 
-    async def acomplete(self, requests: Sequence[ChatRequest], parse: Callable[[str], T] | None = None
-                        ) -> list[T | str | Failure]:
+    async def _batch(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, requests: Sequence[ChatRequest],
+                     parse: Callable[[str], T] | None) -> list[T | str | Failure]:
         batch = _Batch()
-        semaphore = asyncio.Semaphore(self.concurrency)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout), limits=limits,
-                                     follow_redirects=True) as client:
-            tasks = [self._one(client, semaphore, batch, request, parse) for request in requests]
-            outcomes = await asyncio.gather(*tasks)
+        tasks = [self._one(client, semaphore, batch, request, parse) for request in requests]
+        outcomes = await asyncio.gather(*tasks)
         if batch.fatal is not None:
             raise ApiError(batch.fatal)
         failed = [o for o in outcomes if isinstance(o, Failure)]
@@ -243,15 +289,16 @@ class ChatClient:
 
     async def _one(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, batch: _Batch,
                    request: ChatRequest, parse: Callable[[str], T] | None) -> T | str | Failure:
-        attempts = 0
+        attempts, refused = 0, None  # refused: the last reply content ``parse`` refused
         while True:
             if batch.abort.is_set():
-                return Failure(f"aborted: {batch.fatal}", attempts)
+                return Failure(f"aborted: {batch.fatal}", attempts, content=refused)
             attempts += 1
+            content = None
             try:
                 async with semaphore:
                     if batch.abort.is_set():
-                        return Failure(f"aborted: {batch.fatal}", attempts - 1)
+                        return Failure(f"aborted: {batch.fatal}", attempts - 1, content=refused)
                     content = await self._attempt(client, batch, request)
                 return parse(content) if parse is not None else content
             except _Permanent as error:
@@ -260,13 +307,16 @@ class ChatClient:
                 elif error.status == 404:
                     batch.stop(f"POST {self.url} for model {request.model!r} gave {error.reason}: "
                                "check OPENAI_BASE_URL and the model name")
-                return Failure(error.reason, attempts, error.status)
+                return Failure(error.reason, attempts, error.status, refused)
             except (_Retry, BadReply) as error:
+                repeated = isinstance(error, BadReply) and refused is not None and content == refused
+                if isinstance(error, BadReply):
+                    refused = content
                 retry = error if isinstance(error, _Retry) else _Retry(f"bad reply: {error}", 200)
-                if attempts > self.max_retries:
+                if repeated or attempts > self.max_retries:
                     if retry.connect and not batch.responded:
                         batch.stop(f"cannot reach OPENAI_BASE_URL={self.base_url}: {retry.reason}")
-                    return Failure(retry.reason, attempts, retry.status)
+                    return Failure(retry.reason, attempts, retry.status, refused)
                 delay = retry.wait if retry.wait is not None else self.backoff(attempts - 1)
                 log.debug("attempt %d failed (%s); retrying in %.2f s", attempts, retry.reason, delay)
                 if delay > 0:
@@ -402,7 +452,7 @@ class OpenAIJudge:
         verdicts = []
         for outcome in self.client.complete(requests, parse_pointwise):
             if isinstance(outcome, Failure):
-                verdicts.append(Verdict("unknown", None, {"error": outcome.reason, "attempts": outcome.attempts}))
+                verdicts.append(Verdict("unknown", None, _failure_raw(outcome)))
                 continue
             met, text = outcome
             verdicts.append(Verdict("met" if met else "not_met", 1.0 if met else 0.0, {"content": text}))
@@ -418,6 +468,14 @@ class OpenAIJudge:
         return verdicts
 
 
+def _failure_raw(failure: Failure) -> dict[str, Any]:
+    """A failed request as a verdict's raw output: the reason, the attempts and the refused reply, if any."""
+    raw: dict[str, Any] = {"error": failure.reason, "attempts": failure.attempts}
+    if failure.content is not None:
+        raw["content"] = failure.content
+    return raw
+
+
 _AS_SHOWN = {"A": "a", "B": "b", "tie": "tie"}
 _SWAPPED = {"A": "b", "B": "a", "tie": "tie"}
 _P_A = {"a": 1.0, "b": 0.0, "tie": 0.5}
@@ -429,7 +487,7 @@ def _pair_verdict(first: Any, second: Any) -> Verdict:
         raw: dict[str, Any] = {}
         for name, outcome in (("ab", first), ("ba", second)):
             if isinstance(outcome, Failure):
-                raw[f"error_{name}"], raw[f"attempts_{name}"] = outcome.reason, outcome.attempts
+                raw.update({f"{key}_{name}": value for key, value in _failure_raw(outcome).items()})
             else:
                 raw[f"content_{name}"] = outcome[1]
         failure = first if isinstance(first, Failure) else second
@@ -466,4 +524,5 @@ class OpenAIGenerator:
         return [None if isinstance(o, Failure) else o for o in self.client.complete(requests)]
 
     def release(self) -> None:
-        """Nothing to free here: the model runs on the server."""
+        """Close the client's connections and loop thread (the model runs on the server); ``generate`` reopens."""
+        self.client.close()
