@@ -243,6 +243,13 @@ def test_refused_key_raises_api_error_naming_the_key(pointwise_queries):
     assert all(v.decision != "unknown" for v in verdicts)
 
 
+@pytest.mark.parametrize("base_url", ["localhost:8000/v1", "ftp://example.org/v1", "http:///v1"])
+def test_a_base_url_that_is_not_http_is_refused_before_any_request(base_url):
+    with pytest.raises(ApiError) as caught:
+        OpenAIJudge("m", base_url=base_url)
+    assert str(caught.value) == f"OPENAI_BASE_URL={base_url} is not an http:// or https:// URL"
+
+
 def test_not_found_raises_api_error(pointwise_queries):
     with OpenAIServer() as server:
         root = server.base_url.removesuffix("/v1")  # a base URL without /v1: POST /chat/completions is 404
@@ -374,9 +381,8 @@ def test_a_refused_reply_given_again_word_for_word_is_final_and_kept(pointwise_q
 ])
 def test_error_messages_in_every_servers_shape(body, message):
     """OpenAI, vLLM/TGI-style and FastAPI (`transformers serve`) error bodies all give their message."""
-    response = httpx.Response(400, content=json.dumps(body, separators=(",", ":")).encode())
-    assert _error_message(response) == message
-    assert _error_message(httpx.Response(502, text="<html>Bad   Gateway</html>")) == "<html>Bad Gateway</html>"
+    assert _error_message(json.dumps(body, separators=(",", ":")).encode()) == message
+    assert _error_message(b"<html>Bad   Gateway</html>") == "<html>Bad Gateway</html>"
 
 
 def test_judge_works_from_inside_a_running_event_loop(pointwise_queries):

@@ -3,10 +3,11 @@
 The server is ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``) and the key ``OPENAI_API_KEY``
 (sent as ``Authorization: Bearer``; may be absent for local servers). Requests go out concurrently (at most
 ``concurrency`` in flight) from synchronous code, and every request is retried a bounded number of times.
-Each :class:`ChatClient` keeps one event loop in a daemon thread and one ``httpx.AsyncClient`` on it for its
-whole life, so consecutive batches (the runner's chunks) reuse warm keep-alive connections instead of paying
-for a new loop, client, TLS context and connections each time; :meth:`ChatClient.close` (or garbage
-collection, or interpreter exit) closes them.
+Each :class:`ChatClient` keeps one event loop in a daemon thread and one ``aiohttp.ClientSession`` on it for
+its whole life, so consecutive batches (the runner's chunks) reuse warm keep-alive connections instead of
+paying for a new loop, client, TLS context and connections each time; :meth:`ChatClient.close` (or garbage
+collection, or interpreter exit) closes them. aiohttp rather than httpx: it spends about a fifth of httpx's
+CPU per request, which is what bounds throughput at high concurrency (docs/performance.md).
 
 Retry rules (:class:`ChatClient`):
 
@@ -49,8 +50,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from promedical.bench.errors import UnavailableError
 from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict
@@ -134,8 +136,8 @@ class _Batch:
         self.abort.set()
 
 
-def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: httpx.AsyncClient) -> None:
-    """Close ``client``'s connections and stop ``loop`` and its ``thread`` (a :class:`ChatClient`'s finalizer)."""
+def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, session: aiohttp.ClientSession) -> None:
+    """Close ``session``'s connections and stop ``loop`` and its ``thread`` (a :class:`ChatClient`'s finalizer)."""
     if loop.is_closed():
         return
     if threading.current_thread() is thread:  # collected on its own loop: no waiting here, the sockets just close
@@ -143,8 +145,8 @@ def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, client:
         return
     if loop.is_running():
         try:
-            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
-        except (concurrent.futures.TimeoutError, RuntimeError, OSError, httpx.HTTPError) as error:
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError, OSError, aiohttp.ClientError) as error:
             log.debug("closing the API client: %s", error)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
@@ -167,8 +169,8 @@ def _connect_reason(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
     if value is None:
         return None
     try:
@@ -182,13 +184,13 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(body: bytes) -> str:
     """The server's own error message, shortened: OpenAI's ``{"error": {"message": ...}}``, ``{"error": ...}``,
     ``{"message": ...}`` or FastAPI's ``{"detail": ...}`` (``transformers serve``: a wrong model name, an
     unexpected field); else the body as it is."""
-    message: Any = response.text
+    message: Any = body.decode("utf-8", "replace")
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError:
         data = None
     if isinstance(data, dict):
@@ -213,13 +215,16 @@ class ChatClient:
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ApiError(f"OPENAI_BASE_URL={self.base_url} is not an http:// or https:// URL")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY") or None
         self.max_retries, self.base_delay, self.max_delay = max_retries, base_delay, max_delay
         self.timeout, self.concurrency = timeout, concurrency
         self._random = random.Random()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._finalizer: weakref.finalize | None = None
 
@@ -232,31 +237,36 @@ class ChatClient:
         delay = min(self.max_delay, self.base_delay * 2 ** retry)
         return delay / 2 + self._random.uniform(0, delay / 2)
 
-    def _started(self) -> tuple[asyncio.AbstractEventLoop, httpx.AsyncClient, asyncio.Semaphore]:
-        """The client's event loop, HTTP client and concurrency bound: started on first use, kept until
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Semaphore]:
+        """The client's event loop, HTTP session and concurrency bound: started on first use, kept until
         :meth:`close`."""
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="promedical-api", daemon=True)
-                headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-                limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-                client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout), limits=limits,
-                                           follow_redirects=True)
                 thread.start()
-                self._loop, self._client = loop, client
+                session = asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+                self._loop, self._session = loop, session
                 self._semaphore = asyncio.Semaphore(self.concurrency)  # bounds every batch in flight together
                 # not a method: the finalizer must not keep the client alive
-                self._finalizer = weakref.finalize(self, _shutdown, loop, thread, client)
-            assert self._client is not None and self._semaphore is not None
-            return self._loop, self._client, self._semaphore
+                self._finalizer = weakref.finalize(self, _shutdown, loop, thread, session)
+            assert self._session is not None and self._semaphore is not None
+            return self._loop, self._session, self._semaphore
+
+    async def _open(self) -> aiohttp.ClientSession:
+        """The HTTP session, made on the loop it serves (aiohttp requires that). ``timeout`` bounds a whole
+        attempt, response body included; proxies come from the environment (``HTTPS_PROXY``, ...)."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.timeout)
+        return aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=self.concurrency),
+                                     timeout=timeout, trust_env=True)
 
     def close(self) -> None:
         """Close the connections and stop the loop thread; a later call starts them again."""
         with self._lock:
             if self._finalizer is not None:
                 self._finalizer()
-            self._loop = self._client = self._semaphore = self._finalizer = None
+            self._loop = self._session = self._semaphore = self._finalizer = None
 
     def complete(self, requests: Sequence[ChatRequest], parse: Callable[[str], T] | None = None
                  ) -> list[T | str | Failure]:
@@ -266,18 +276,18 @@ class ChatClient:
         (a notebook): the work runs on the client's own loop."""
         if not requests:
             return []
-        loop, client, semaphore = self._started()
-        future = asyncio.run_coroutine_threadsafe(self._batch(client, semaphore, requests, parse), loop)
+        loop, session, semaphore = self._started()
+        future = asyncio.run_coroutine_threadsafe(self._batch(session, semaphore, requests, parse), loop)
         try:
             return future.result()
         except BaseException:  # Ctrl-C included: the requests still in flight are cancelled, not left running
             future.cancel()
             raise
 
-    async def _batch(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, requests: Sequence[ChatRequest],
-                     parse: Callable[[str], T] | None) -> list[T | str | Failure]:
+    async def _batch(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore,
+                     requests: Sequence[ChatRequest], parse: Callable[[str], T] | None) -> list[T | str | Failure]:
         batch = _Batch()
-        tasks = [self._one(client, semaphore, batch, request, parse) for request in requests]
+        tasks = [self._one(session, semaphore, batch, request, parse) for request in requests]
         outcomes = await asyncio.gather(*tasks)
         if batch.fatal is not None:
             raise ApiError(batch.fatal)
@@ -287,7 +297,7 @@ class ChatClient:
                         failed[0].reason)
         return outcomes
 
-    async def _one(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, batch: _Batch,
+    async def _one(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, batch: _Batch,
                    request: ChatRequest, parse: Callable[[str], T] | None) -> T | str | Failure:
         attempts, refused = 0, None  # refused: the last reply content ``parse`` refused
         while True:
@@ -299,7 +309,7 @@ class ChatClient:
                 async with semaphore:
                     if batch.abort.is_set():
                         return Failure(f"aborted: {batch.fatal}", attempts - 1, content=refused)
-                    content = await self._attempt(client, batch, request)
+                    content = await self._attempt(session, batch, request)
                 return parse(content) if parse is not None else content
             except _Permanent as error:
                 if error.status in AUTH_STATUSES:
@@ -325,27 +335,27 @@ class ChatClient:
                     except asyncio.TimeoutError:
                         pass
 
-    async def _attempt(self, client: httpx.AsyncClient, batch: _Batch, request: ChatRequest) -> str:
+    async def _attempt(self, session: aiohttp.ClientSession, batch: _Batch, request: ChatRequest) -> str:
         try:
-            response = await asyncio.wait_for(client.post(self.url, json=request.payload()), self.timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as error:
-            connect = isinstance(error, httpx.ConnectTimeout)
+            async with session.post(self.url, json=request.payload()) as response:
+                status, retry_after, body = response.status, response.headers.get("Retry-After"), await response.read()
+        except asyncio.TimeoutError as error:  # aiohttp's timeouts, connect and whole attempt
+            connect = isinstance(error, aiohttp.ConnectionTimeoutError)
             raise _Retry(f"timeout after {self.timeout:g} s", connect=connect) from None
-        except httpx.ConnectError as error:
-            raise _Retry(f"{_connect_reason(error)}", connect=True) from None
-        except httpx.TransportError as error:  # read/write errors, a connection closed mid-body...
+        except aiohttp.ClientConnectorError as error:  # refused, DNS, unreachable
+            raise _Retry(_connect_reason(error), connect=True) from None
+        except aiohttp.ClientError as error:  # a connection closed mid-body, reset, a short read...
             raise _Retry(f"transport error: {_connect_reason(error)}") from None
         batch.responded = True
-        status = response.status_code
         if status == 429 or status >= 500:
-            wait = _retry_after(response) if status in RETRY_AFTER_STATUSES else None
+            wait = _retry_after(retry_after) if status in RETRY_AFTER_STATUSES else None
             if wait is not None:
                 wait += self._random.uniform(0, min(0.1, self.base_delay))  # spread the herd, never sooner
-            raise _Retry(f"HTTP {status}: {_error_message(response)}".rstrip(": "), status, wait)
+            raise _Retry(f"HTTP {status}: {_error_message(body)}".rstrip(": "), status, wait)
         if status >= 400:
-            raise _Permanent(f"HTTP {status}: {_error_message(response)}".rstrip(": "), status)
+            raise _Permanent(f"HTTP {status}: {_error_message(body)}".rstrip(": "), status)
         try:
-            data = response.json()
+            data = json.loads(body)
         except ValueError:
             raise _Retry("bad body: not JSON (truncated?)", status) from None
         try:
