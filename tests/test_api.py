@@ -250,6 +250,22 @@ def test_a_base_url_that_is_not_http_is_refused_before_any_request(base_url):
     assert str(caught.value) == f"OPENAI_BASE_URL={base_url} is not an http:// or https:// URL"
 
 
+def test_the_proxy_comes_from_the_environment(pointwise_queries, monkeypatch):
+    """HTTP_PROXY is used (here a dead one: the server is unreachable through it) unless NO_PROXY exempts the host."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    with OpenAIServer() as server:
+        monkeypatch.setenv("HTTP_PROXY", dead)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with pytest.raises(ApiError, match="cannot reach"):
+            OpenAIJudge("m", base_url=server.base_url, max_retries=0, **FAST).pointwise(pointwise_queries[:2])
+        assert server.count == 0
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        verdicts = OpenAIJudge("m", base_url=server.base_url, **FAST).pointwise(pointwise_queries[:2])
+        assert server.count == 2
+    assert [v.decision for v in verdicts] == [expected_pointwise(q) for q in pointwise_queries[:2]]
+
+
 def test_not_found_raises_api_error(pointwise_queries):
     with OpenAIServer() as server:
         root = server.base_url.removesuffix("/v1")  # a base URL without /v1: POST /chat/completions is 404

@@ -46,6 +46,7 @@ import os
 import random
 import threading
 import time
+import urllib.request
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,14 @@ def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, session
         loop.close()
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy for ``url`` from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``...), if any."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def _connect_reason(error: BaseException) -> str:
     """A short reason for a connection error: the OS's words for the first errno in the cause chain."""
     seen: BaseException | None = error
@@ -218,6 +227,7 @@ class ChatClient:
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiError(f"OPENAI_BASE_URL={self.base_url} is not an http:// or https:// URL")
+        self.proxy = _env_proxy(self.base_url)
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY") or None
         self.max_retries, self.base_delay, self.max_delay = max_retries, base_delay, max_delay
         self.timeout, self.concurrency = timeout, concurrency
@@ -255,11 +265,12 @@ class ChatClient:
 
     async def _open(self) -> aiohttp.ClientSession:
         """The HTTP session, made on the loop it serves (aiohttp requires that). ``timeout`` bounds a whole
-        attempt, response body included; proxies come from the environment (``HTTPS_PROXY``, ...)."""
+        attempt, response body included. No ``trust_env``: it would look the proxy (and ``.netrc``) up in a
+        worker thread on every request; the proxy is looked up once instead (:func:`_env_proxy`)."""
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.timeout)
         return aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=self.concurrency),
-                                     timeout=timeout, trust_env=True)
+                                     timeout=timeout)
 
     def close(self) -> None:
         """Close the connections and stop the loop thread; a later call starts them again."""
@@ -337,7 +348,7 @@ class ChatClient:
 
     async def _attempt(self, session: aiohttp.ClientSession, batch: _Batch, request: ChatRequest) -> str:
         try:
-            async with session.post(self.url, json=request.payload()) as response:
+            async with session.post(self.url, json=request.payload(), proxy=self.proxy) as response:
                 status, retry_after, body = response.status, response.headers.get("Retry-After"), await response.read()
         except asyncio.TimeoutError as error:  # aiohttp's timeouts, connect and whole attempt
             connect = isinstance(error, aiohttp.ConnectionTimeoutError)
