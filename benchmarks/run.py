@@ -15,7 +15,9 @@ Measures, side by side in one process, against the peer that does the same work:
 
 1. judge      CausalLMJudge.pointwise vs lm-eval HFLM.loglikelihood on the same formatted contexts
 2. generate   HFGenerator.generate vs lm-eval HFLM.generate_until (greedy, same max new tokens)
-3. api        OpenAIJudge at concurrency 32 vs the ideal rate of a 0.1 s-latency local server (320 req/s)
+3. api        OpenAIJudge at concurrency 32 vs the ideal rate of a 0.1 s-latency local server (320 req/s), beside
+              bare httpx and aiohttp loops (semaphore of 32); and the whole sample judge track through
+              runner.run (its chunks, its cache), less the same run fully cached
 4. resume     a fully cached re-run of `promedical-bench run` vs the first run (in process and in a fresh
               subprocess, imports included)
 5. rm         reward-model scoring (criteria x completions per second): RewardModelJudge.pointwise, batched
@@ -63,14 +65,14 @@ BENCH_MODEL = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, 
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(reps=5, judge_n=128, judge_batch=16, gen_n=16, gen_batch=8, gen_tokens=64, api_n=640, api_reps=3,
-                 api_concurrency=32, api_latency=0.1, api_chunk=64, resume_limit=None,
+                 api_concurrency=32, api_latency=0.1, resume_limit=None,
                  rm_items={"minilm": 3, "tiny-qwen3": 12}, rm_batch=32, grpo_steps=5),
     "quick": dict(reps=1, judge_n=16, judge_batch=8, gen_n=4, gen_batch=4, gen_tokens=16, api_n=320, api_reps=1,
-                  api_concurrency=32, api_latency=0.1, api_chunk=64, resume_limit=3,
+                  api_concurrency=32, api_latency=0.1, resume_limit=3,
                   rm_items={"minilm": 1, "tiny-qwen3": 2}, rm_batch=32, grpo_steps=2),
 }
 TARGETS = {"judge": 1.0, "judge_agreement": 0.99, "generate": 1.0, "generate_identical": 1.0, "api": 0.90,
-           "resume": 0.10, "rm": 5.0, "rm_reward_diff": 1e-4}
+           "api_chunking": 0.10, "resume": 0.10, "rm": 5.0, "rm_reward_diff": 1e-4}
 BENCHMARKS = ("judge", "generate", "api", "resume", "rm", "grpo")
 
 
@@ -155,7 +157,7 @@ def machine_info() -> dict[str, Any]:
 
     versions = {}
     for package in ("promedical-bench", "torch", "transformers", "lm_eval", "accelerate", "tokenizers", "httpx",
-                    "trl"):
+                    "aiohttp", "trl"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -481,80 +483,163 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_api(size: dict[str, Any]) -> dict[str, Any]:
-    from promedical.bench.models.api import OpenAIJudge
+def plain_httpx(url: str, bodies: list[dict[str, Any]], concurrency: int) -> list[str]:
+    """The peer: a bare asyncio loop over one ``httpx.AsyncClient``, a semaphore of ``concurrency``, no
+    retries, no parsing beyond the reply's content."""
+    import asyncio
+
+    import httpx
+
+    async def main() -> list[str]:
+        semaphore = asyncio.Semaphore(concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            async def one(body: dict[str, Any]) -> str:
+                async with semaphore:
+                    response = await client.post(f"{url}/chat/completions", json=body)
+                    return response.json()["choices"][0]["message"]["content"]
+
+            return await asyncio.gather(*(one(body) for body in bodies))
+
+    return asyncio.run(main())
+
+
+def plain_aiohttp(url: str, bodies: list[dict[str, Any]], concurrency: int) -> list[str]:
+    """The same bare loop over one ``aiohttp.ClientSession``: the floor for our client, which uses aiohttp."""
+    import asyncio
+
+    import aiohttp
+
+    async def main() -> list[str]:
+        semaphore = asyncio.Semaphore(concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+            async def one(body: dict[str, Any]) -> str:
+                async with semaphore, session.post(f"{url}/chat/completions", json=body) as response:
+                    return json.loads(await response.read())["choices"][0]["message"]["content"]
+
+            return await asyncio.gather(*(one(body) for body in bodies))
+
+    return asyncio.run(main())
+
+
+def load_api_module(path: Path | None):
+    """``bench/models/api.py`` as installed, or another copy of it (``--api-client``, e.g. an earlier commit's,
+    to measure before and after on the same machine); the runner is given that copy's judge."""
+    import importlib.util
+
+    import promedical.bench.models.api as installed
+
+    if path is None:
+        return installed
+    spec = importlib.util.spec_from_file_location("promedical_bench_api_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_api(size: dict[str, Any], client_path: Path | None, workdir: Path) -> dict[str, Any]:
+    from unittest import mock
+
+    from promedical.bench.datasets import load_bench
+    from promedical.bench.runner import RunConfig, judge_instances, run
 
     try:
-        from tests.openai_server import OpenAIServer
+        import tests.openai_server  # noqa: F401 - the server the child process runs
     except ImportError as error:
         return {"skipped": f"tests/openai_server.py not importable: {error}"}
 
-    n, reps, chunk = size["api_n"], size["api_reps"], size["api_chunk"]
+    api = load_api_module(client_path)
+    n, reps = size["api_n"], size["api_reps"]
     concurrency, latency = size["api_concurrency"], size["api_latency"]
     queries = pointwise_queries(n)
     ideal = concurrency / latency
+    instances = judge_instances(load_bench("sample"))[0]
+    runner_requests = sum(1 if i.mode == "pointwise" else 2 for i in instances)
     log(f"api: {n} pointwise requests x {reps}, concurrency {concurrency}, server latency {latency} s "
-        f"(ideal {ideal:.0f} req/s)")
+        f"(ideal {ideal:.0f} req/s); the runner: {len(instances)} instances, {runner_requests} requests")
 
-    def measure(base_url: str, calls: int) -> tuple[list[float], int, float]:
-        """``reps`` timings of ``n`` requests sent as ``calls`` pointwise() calls; unknown verdicts; CPU s."""
-        judge = OpenAIJudge("bench-judge", base_url=base_url, api_key="bench", concurrency=concurrency)
-        judge.pointwise(queries[:concurrency])  # warm-up
-        seconds, unknown = [], 0
-        cpu = time.process_time()
-        per_call = -(-n // calls)
-
-        def send() -> list:
-            return [v for s in range(0, n, per_call) for v in judge.pointwise(queries[s:s + per_call])]
-
-        for _ in range(reps):
-            settle()
-            elapsed, verdicts = timed(send)
-            seconds.append(elapsed)
-            unknown += sum(v.decision == "unknown" for v in verdicts)
-        return seconds, unknown, time.process_time() - cpu
-
-    planned = 2 * (concurrency + reps * n)
-    bound = {"max_requests": planned + 64, "max_seconds": round(30 + 5 * planned / ideal)}
+    planned = concurrency + reps * (3 * n + runner_requests)
+    bound = {"max_requests": planned + 64, "max_seconds": round(60 + 5 * planned / ideal)}
     # Bounded: the server refuses work past max_requests and shuts itself down after max_seconds.
-    with OpenAIServer(latency=latency, **bound) as server:
-        main_s, unknown, cpu_main = measure(server.base_url, 1)
-        log(f"api, one call of {n}: " + ", ".join(f"{n / s:.0f}" for s in main_s) + " req/s")
-        chunk_s, chunk_unknown, _ = measure(server.base_url, -(-n // chunk))
-        log(f"api, calls of {chunk} (runner.CHUNK): " + ", ".join(f"{n / s:.0f}" for s in chunk_s) + " req/s")
-        served, max_in_flight = server.count, server.max_in_flight
-    stopped = server.stopped
-
-    # The same with the server in its own process: does sharing the client's interpreter (GIL) limit it?
-    child_bound = {"max_requests": concurrency + reps * n + 64, "max_seconds": round(30 + 5 * (reps * n) / ideal)}
-    code = SERVER_CHILD.format(root=str(ROOT), latency=latency, **child_bound)
+    code = SERVER_CHILD.format(root=str(ROOT), latency=latency, **bound)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    sides: dict[str, list[float]] = {"ours": [], "plain_httpx": [], "plain_aiohttp": [], "runner": [],
+                                     "runner_cached": []}
+    cpu: dict[str, float] = {"ours": 0.0, "plain_httpx": 0.0, "plain_aiohttp": 0.0}
+    unknown = {"ours": 0, "runner": 0}
     try:
         url = child.stdout.readline().strip()
+        judge = api.OpenAIJudge("bench-judge", base_url=url, api_key="bench", concurrency=concurrency)
+        judge.pointwise(queries[:concurrency])  # warm-up: the loop thread, the session, the connections
+        bodies = [api.ChatRequest("bench-judge", [{"role": "system", "content": api.POINTWISE_SYSTEM},
+                                                  {"role": "user", "content": q.render()}], 0.0, judge.max_tokens
+                                  ).payload() for q in queries]
         server_cpu = _cpu_seconds(child.pid)
-        sub_s, sub_unknown, cpu_client = measure(url, 1)
+
+        def through_runner(output: Path):
+            config = RunConfig(model="openai:bench-judge", output_dir=output, progress=False)
+            with mock.patch.dict(os.environ, {"OPENAI_BASE_URL": url, "OPENAI_API_KEY": "bench"}), \
+                    mock.patch("promedical.bench.models.api.OpenAIJudge", api.OpenAIJudge):
+                return run(config)
+
+        for rep in range(reps):
+            for name, send in (("ours", lambda: judge.pointwise(queries)),
+                               ("plain_httpx", lambda: plain_httpx(url, bodies, concurrency)),
+                               ("plain_aiohttp", lambda: plain_aiohttp(url, bodies, concurrency))):
+                settle()
+                started_cpu = time.process_time()
+                elapsed, replies = timed(send)
+                cpu[name] += time.process_time() - started_cpu
+                sides[name].append(elapsed)
+                assert len(replies) == n
+                if name == "ours":
+                    unknown["ours"] += sum(v.decision == "unknown" for v in replies)
+            settle()
+            output = workdir / f"api-runner-{rep}"
+            elapsed, outcome = timed(partial(through_runner, output))
+            sides["runner"].append(elapsed)
+            unknown["runner"] += outcome.results.tracks["judge"].counts["unknown"]
+            assert outcome.model_calls == len(instances), outcome.model_calls
+            elapsed, cached = timed(partial(through_runner, output))  # the same run, all cached
+            sides["runner_cached"].append(elapsed)
+            assert cached.model_calls == 0
+            log(f"api rep {rep + 1}: ours {n / sides['ours'][-1]:.0f}, httpx {n / sides['plain_httpx'][-1]:.0f}, "
+                f"aiohttp {n / sides['plain_aiohttp'][-1]:.0f} req/s; runner {sides['runner'][-1]:.1f} s "
+                f"({sides['runner_cached'][-1]:.1f} s cached)")
         server_cpu = _cpu_seconds(child.pid) - server_cpu
     finally:
         child.terminate()
         child.wait(timeout=30)
-    log("api, server in a subprocess: " + ", ".join(f"{n / s:.0f}" for s in sub_s) + " req/s")
-    requests_timed = reps * n + concurrency
-    median = statistics.median(main_s)
-    return {
+
+    def rate(name: str, requests: int) -> dict[str, Any]:
+        median = statistics.median(sides[name])
+        return {**summary(sides[name]), "req_per_s": requests / median, "ratio": requests / median / ideal,
+                "ratio_best": requests / min(sides[name]) / ideal}
+
+    api_seconds = [full - cached for full, cached in zip(sides["runner"], sides["runner_cached"], strict=True)]
+    api_median = statistics.median(api_seconds)
+    result = {
         "requests": n, "reps": reps, "concurrency": concurrency, "latency_s": latency, "ideal_req_per_s": ideal,
-        "ours": {**summary(main_s), "req_per_s": n / median, "best_req_per_s": n / min(main_s),
-                 "process_cpu_ms_per_request": 1000 * cpu_main / requests_timed},
-        "ratio": (n / median) / ideal, "ratio_best": (n / min(main_s)) / ideal, "unknown_verdicts": unknown,
-        "runner_chunks": {"calls_of": chunk, **summary(chunk_s), "req_per_s": n / statistics.median(chunk_s),
-                          "ratio": (n / statistics.median(chunk_s)) / ideal, "unknown_verdicts": chunk_unknown},
-        "server_subprocess": {**summary(sub_s), "req_per_s": n / statistics.median(sub_s),
-                              "ratio": (n / statistics.median(sub_s)) / ideal, "unknown_verdicts": sub_unknown,
-                              "client_cpu_ms_per_request": 1000 * cpu_client / requests_timed,
-                              "server_cpu_ms_per_request": 1000 * server_cpu / requests_timed,
-                              "server_bounds": child_bound},
-        "server_requests": served, "server_max_in_flight": max_in_flight, "server_bounds": bound,
-        "server_stopped": stopped,
+        "client_module": str(client_path) if client_path else "bench/models/api.py",
+        "ours": {**rate("ours", n), "client_cpu_ms_per_request": 1000 * cpu["ours"] / (reps * n)},
+        "plain_httpx": {**rate("plain_httpx", n), "client_cpu_ms_per_request": 1000 * cpu["plain_httpx"] / (reps * n)},
+        "plain_aiohttp": {**rate("plain_aiohttp", n),
+                          "client_cpu_ms_per_request": 1000 * cpu["plain_aiohttp"] / (reps * n)},
+        "unknown_verdicts": unknown["ours"],
+        "runner": {"instances": len(instances), "requests": runner_requests, "chunk_size": judge.chunk_size,
+                   "run_s": summary(sides["runner"]), "cached_rerun_s": summary(sides["runner_cached"]),
+                   "api_s": summary(api_seconds), "req_per_s": runner_requests / api_median,
+                   "ratio": runner_requests / api_median / ideal,
+                   "ratio_whole_run": runner_requests / statistics.median(sides["runner"]) / ideal,
+                   "unknown_verdicts": unknown["runner"]},
+        "server_cpu_ms_per_request": 1000 * server_cpu / (reps * (3 * n + runner_requests)),
+        "server_bounds": bound,
     }
+    result["ratio"], result["ratio_best"] = result["ours"]["ratio"], result["ours"]["ratio_best"]
+    result["ratio_to_plain_httpx"] = result["ours"]["req_per_s"] / result["plain_httpx"]["req_per_s"]
+    return result
 
 
 # --------------------------------------------------------------------------------------------- 4. resume
@@ -900,14 +985,20 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, s
                      f"{share:.0%}", "100%", _pass(share >= TARGETS["generate_identical"])))
     a = results.get("api")
     if a and "skipped" not in a:
-        rows.append((f"api judge c={a['concurrency']}, 0.1 s server (req/s)", f"{a['ours']['req_per_s']:.0f}",
-                     f"{a['ideal_req_per_s']:.0f} ideal", f"{a['ratio']:.0%}", f">= {TARGETS['api']:.0%}",
+        ideal = f"{a['ideal_req_per_s']:.0f} ideal"
+        rows.append((f"api judge c={a['concurrency']}, 0.1 s server (req/s)", f"{a['ours']['req_per_s']:.0f}", ideal,
+                     f"{a['ratio']:.0%}", f">= {TARGETS['api']:.0%}",
                      _pass(a["ratio"] >= TARGETS["api"] and a["unknown_verdicts"] == 0)))
-        sub, chunks = a["server_subprocess"], a["runner_chunks"]
-        rows.append(("  same, server in its own process", f"{sub['req_per_s']:.0f}",
-                     f"{a['ideal_req_per_s']:.0f} ideal", f"{sub['ratio']:.0%}", "info", "-"))
-        rows.append((f"  same, in calls of {chunks['calls_of']} (runner.CHUNK)", f"{chunks['req_per_s']:.0f}",
-                     f"{a['ideal_req_per_s']:.0f} ideal", f"{chunks['ratio']:.0%}", "info", "-"))
+        for name in ("plain_httpx", "plain_aiohttp"):
+            rows.append((f"  bare {name[6:]} loop, same requests", f"{a[name]['req_per_s']:.0f}", ideal,
+                         f"{a[name]['ratio']:.0%}", "info", "-"))
+        r = a["runner"]
+        rows.append((f"api judge through runner.run ({r['requests']} req, chunks of {r['chunk_size']})",
+                     f"{r['req_per_s']:.0f}", ideal, f"{r['ratio']:.0%}", f">= {TARGETS['api']:.0%}",
+                     _pass(r["ratio"] >= TARGETS["api"] and r["unknown_verdicts"] == 0)))
+        cost = 1 - r["req_per_s"] / a["ours"]["req_per_s"]
+        rows.append(("  the runner's chunking cost (vs one call)", f"{cost:.1%}", "", "",
+                     f"< {TARGETS['api_chunking']:.0%}", _pass(cost < TARGETS["api_chunking"])))
     elif a:
         rows.append(("api judge", "skipped", "", "", "", a["skipped"]))
     r = results.get("resume")
@@ -993,6 +1084,9 @@ def main(argv: list[str] | None = None) -> int:
                              "idle (on 2 cores, any other load skews torch timings badly)")
     parser.add_argument("--idle-threshold", type=float, default=0.15, metavar="FRACTION",
                         help="with --wait-idle: the share of all CPUs other processes may use (default 0.15)")
+    parser.add_argument("--api-client", type=Path, default=None, metavar="PATH",
+                        help="api: measure this copy of bench/models/api.py instead of the installed one (e.g. "
+                             "`git show COMMIT:bench/models/api.py > PATH`, to compare before and after)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's own choice, the number of cores)")
     args = parser.parse_args(argv)
@@ -1026,7 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"benchmark checkpoint: Qwen3 {results['model']['parameters'] / 1e6:.2f} M parameters")
         benchmarks = {"judge": lambda: bench_judge(model_path, size),
                       "generate": lambda: bench_generate(model_path, size),
-                      "api": lambda: bench_api(size),
+                      "api": lambda: bench_api(size, args.api_client, workdir),
                       "resume": lambda: bench_resume(model_path, workdir, size),
                       "rm": lambda: bench_rm(workdir, size),
                       "grpo": lambda: bench_grpo(workdir, size)}

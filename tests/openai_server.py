@@ -36,7 +36,7 @@ FAULTS = (
     "short_read",     # 200 announcing the full length, sending half, then closing the connection
     "not_json",       # 200 with an HTML body
     "no_choices",     # 200 JSON without "choices"
-    "bad_reply",      # 200 well-formed, but the content is prose instead of the asked-for JSON
+    "bad_reply",      # 200 well-formed, but the content is prose instead of the asked-for JSON (new prose each attempt)
 )
 
 Answer = Callable[[list[dict[str, Any]]], "dict[str, Any] | str"]
@@ -161,6 +161,7 @@ class OpenAIServer:
         self._attempts: dict[str, int] = {}
         self._in_flight = 0
         self.max_in_flight = 0
+        self.connections = 0  # TCP connections accepted: a client that keeps its connections alive opens few
         self._stopped = threading.Event()
         self._ready = threading.Event()
         self._port: int | None = None
@@ -206,6 +207,8 @@ class OpenAIServer:
             assert task is not None
             tasks.add(task)
             writers.add(writer)
+            with self._lock:
+                self.connections += 1
             try:
                 await self._serve(reader, writer)
             except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
@@ -379,7 +382,7 @@ class OpenAIServer:
             await connection.send_json(200, completion)
             return
         if fault == "bad_reply":
-            content = "I think the reply is fine."
+            content = f"I think the reply is fine (attempt {attempt + 1})."  # differs, as a sampling server's would
         else:  # the answer function may block (tests sleep in it): off the loop
             answer = await self._loop.run_in_executor(self._answers, self.policy.answer, body["messages"])
             content = answer if isinstance(answer, str) else json.dumps(answer)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import itertools
+import json
 import socket
+import threading
 import time
 
 import httpx
@@ -20,6 +24,7 @@ from promedical.bench.models.api import (
     Failure,
     OpenAIGenerator,
     OpenAIJudge,
+    _error_message,
     parse_json_object,
     parse_pairwise,
     parse_pointwise,
@@ -238,6 +243,29 @@ def test_refused_key_raises_api_error_naming_the_key(pointwise_queries):
     assert all(v.decision != "unknown" for v in verdicts)
 
 
+@pytest.mark.parametrize("base_url", ["localhost:8000/v1", "ftp://example.org/v1", "http:///v1"])
+def test_a_base_url_that_is_not_http_is_refused_before_any_request(base_url):
+    with pytest.raises(ApiError) as caught:
+        OpenAIJudge("m", base_url=base_url)
+    assert str(caught.value) == f"OPENAI_BASE_URL={base_url} is not an http:// or https:// URL"
+
+
+def test_the_proxy_comes_from_the_environment(pointwise_queries, monkeypatch):
+    """HTTP_PROXY is used (here a dead one: the server is unreachable through it) unless NO_PROXY exempts the host."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    with OpenAIServer() as server:
+        monkeypatch.setenv("HTTP_PROXY", dead)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with pytest.raises(ApiError, match="cannot reach"):
+            OpenAIJudge("m", base_url=server.base_url, max_retries=0, **FAST).pointwise(pointwise_queries[:2])
+        assert server.count == 0
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        verdicts = OpenAIJudge("m", base_url=server.base_url, **FAST).pointwise(pointwise_queries[:2])
+        assert server.count == 2
+    assert [v.decision for v in verdicts] == [expected_pointwise(q) for q in pointwise_queries[:2]]
+
+
 def test_not_found_raises_api_error(pointwise_queries):
     with OpenAIServer() as server:
         root = server.base_url.removesuffix("/v1")  # a base URL without /v1: POST /chat/completions is 404
@@ -308,6 +336,69 @@ def test_client_reports_failures_and_bounds_concurrency():
     with OpenAIServer(Policy(faults=lambda key, attempt: "no_choices")) as server:
         [failure] = ChatClient(base_url=server.base_url, max_retries=1, **FAST).complete(requests[:1])
     assert failure == Failure("bad body: no choices[0].message.content", 2, 200)
+
+
+def _api_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "promedical-api"}
+
+
+def test_consecutive_batches_share_one_loop_thread_and_its_warm_connections():
+    """The runner calls a backend chunk after chunk: one loop thread and one connection pool serve them all."""
+    requests = [ChatRequest("m", [{"role": "user", "content": f"x{i}"}]) for i in range(8)]
+    expected = [f"reply to: x{i}" for i in range(8)]
+    before = _api_threads()
+    with OpenAIServer(latency=0.05) as server:
+        client = ChatClient(base_url=server.base_url, concurrency=4, **FAST)
+        for _ in range(5):
+            assert client.complete(requests) == expected
+        assert server.connections == 4  # a new client per batch opens 4 per batch: 20
+        [thread] = _api_threads() - before
+        client.close()
+        assert not thread.is_alive()
+        assert client.complete(requests) == expected  # reopened after close()
+        assert server.connections == 8
+        [thread] = _api_threads() - before
+        del client
+        gc.collect()
+        thread.join(timeout=5)
+        assert not thread.is_alive()  # a collected client stops its loop thread
+
+
+def test_a_refused_reply_given_again_word_for_word_is_final_and_kept(pointwise_queries, pairwise_queries):
+    """A deterministic server repeats a reply the parser refuses: asking again is waste. Replies that differ
+    are retried up to max_retries; either way the verdict's raw output keeps the last reply."""
+    points, pair = pointwise_queries[:4], pairwise_queries[:1]
+    with OpenAIServer(Policy(answer=lambda messages: "I cannot grade this.")) as server:
+        judge = OpenAIJudge("m", base_url=server.base_url, max_retries=5, **FAST)
+        verdicts, [pair_verdict] = judge.pointwise(points), judge.pairwise(pair)
+        assert server.count == 2 * (len(points) + 2)
+    for verdict in verdicts:
+        assert verdict.decision == "unknown"
+        assert verdict.raw == {"error": "bad reply: no JSON object in the reply", "attempts": 2,
+                               "content": "I cannot grade this."}
+    assert pair_verdict.decision == "unknown"
+    assert pair_verdict.raw["content_ab"] == pair_verdict.raw["content_ba"] == "I cannot grade this."
+    assert pair_verdict.raw["attempts_ab"] == pair_verdict.raw["attempts_ba"] == 2
+    numbers = itertools.count()
+    with OpenAIServer(Policy(answer=lambda messages: f"Let me think ({next(numbers)})...")) as server:
+        [verdict] = OpenAIJudge("m", base_url=server.base_url, max_retries=3, **FAST).pointwise(points[:1])
+        assert server.count == 4
+    assert verdict.raw == {"error": "bad reply: no JSON object in the reply", "attempts": 4,
+                           "content": "Let me think (3)..."}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"error": {"message": "Incorrect  API key", "type": "invalid_api_key"}}, "Incorrect API key"),
+    ({"error": "model overloaded"}, "model overloaded"),
+    ({"object": "error", "message": "context too long"}, "context too long"),
+    ({"detail": "Server is pinned to 'a'; requested 'b'."}, "Server is pinned to 'a'; requested 'b'."),
+    ({"detail": [{"loc": ["body", "messages"], "msg": "Field required"}]}, "Field required"),
+    ({"unexpected": 1}, '{"unexpected":1}'),
+])
+def test_error_messages_in_every_servers_shape(body, message):
+    """OpenAI, vLLM/TGI-style and FastAPI (`transformers serve`) error bodies all give their message."""
+    assert _error_message(json.dumps(body, separators=(",", ":")).encode()) == message
+    assert _error_message(b"<html>Bad   Gateway</html>") == "<html>Bad Gateway</html>"
 
 
 def test_judge_works_from_inside_a_running_event_loop(pointwise_queries):

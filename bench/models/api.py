@@ -3,6 +3,11 @@
 The server is ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``) and the key ``OPENAI_API_KEY``
 (sent as ``Authorization: Bearer``; may be absent for local servers). Requests go out concurrently (at most
 ``concurrency`` in flight) from synchronous code, and every request is retried a bounded number of times.
+Each :class:`ChatClient` keeps one event loop in a daemon thread and one ``aiohttp.ClientSession`` on it for
+its whole life, so consecutive batches (the runner's chunks) reuse warm keep-alive connections instead of
+paying for a new loop, client, TLS context and connections each time; :meth:`ChatClient.close` (or garbage
+collection, or interpreter exit) closes them. aiohttp rather than httpx: it spends about a fifth of httpx's
+CPU per request, which is what bounds throughput at high concurrency (docs/performance.md).
 
 Retry rules (:class:`ChatClient`):
 
@@ -11,7 +16,10 @@ Retry rules (:class:`ChatClient`):
   are truncated or not JSON, bodies without a string ``choices[0].message.content``, and replies the caller's
   parser refuses (:class:`BadReply`, e.g. a judge reply without a boolean ``criteria_met``). On 429 and 503 a
   ``Retry-After`` header (seconds or an HTTP date) is honoured: the retry never comes sooner than it says.
-- never retried: any other 4xx (400, 401, 403, 404, ...): they are permanent.
+- never retried: any other 4xx (400, 401, 403, 404, ...): they are permanent; nor a refused reply that repeats
+  an earlier refused reply of the same request word for word: a deterministic server (greedy decoding, as the
+  judges ask for) would only give it again. The :class:`Failure` keeps the last refused reply, so a run shows
+  what came back.
 
 Failure rules: a request that still fails is returned as a :class:`Failure` (reason, attempts, last status),
 never raised, and the judges turn it into an ``unknown`` verdict, never into "not met". Two failures concern
@@ -30,6 +38,7 @@ Once any request of a batch has had an HTTP response, later connection errors ar
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import json
 import logging
@@ -37,11 +46,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+import urllib.request
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from promedical.bench.errors import UnavailableError
 from promedical.bench.judging import PairwiseQuery, PointwiseQuery, Verdict
@@ -55,6 +67,9 @@ AUTH_STATUSES = (401, 403)
 RETRY_AFTER_STATUSES = (429, 503)
 #: A Retry-After longer than this is taken as this (a misbehaving server should not stall a run for hours).
 MAX_RETRY_AFTER = 300.0
+#: Runner chunks are this many windows of ``concurrency`` requests: through ``runner.run`` at 32 × 0.1 s, 16 kept
+#: 88 % of the ideal rate, 32 kept 90 % and 64 kept 92 % (one call of 640 requests: 95 %; docs/performance.md).
+CHUNK_WAVES = 64
 
 T = TypeVar("T")
 
@@ -88,11 +103,13 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Failure:
-    """A request that failed for good: why, after how many attempts, and the last HTTP status (if any)."""
+    """A request that failed for good: why, after how many attempts, the last HTTP status (if any) and the last
+    reply the caller's parser refused (if any)."""
 
     reason: str
     attempts: int
     status: int | None = None
+    content: str | None = None
 
 
 class _Retry(Exception):
@@ -123,28 +140,30 @@ class _Batch:
         self.abort.set()
 
 
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from synchronous code (in a worker thread when this thread already runs
-    an event loop, as in a notebook)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
+def _shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread, session: aiohttp.ClientSession) -> None:
+    """Close ``session``'s connections and stop ``loop`` and its ``thread`` (a :class:`ChatClient`'s finalizer)."""
+    if loop.is_closed():
+        return
+    if threading.current_thread() is thread:  # collected on its own loop: no waiting here, the sockets just close
+        loop.stop()
+        return
+    if loop.is_running():
         try:
-            result.append(asyncio.run(coroutine))
-        except BaseException as exception:  # noqa: BLE001 - re-raised in the caller's thread
-            error.append(exception)
+            asyncio.run_coroutine_threadsafe(session.close(), loop).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError, OSError, aiohttp.ClientError) as error:
+            log.debug("closing the API client: %s", error)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+    if not loop.is_running():
+        loop.close()
 
-    thread = threading.Thread(target=target, name="promedical-api")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy for ``url`` from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``...), if any."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def _connect_reason(error: BaseException) -> str:
@@ -162,8 +181,8 @@ def _connect_reason(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), capped at MAX_RETRY_AFTER."""
     if value is None:
         return None
     try:
@@ -177,13 +196,21 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _error_message(response: httpx.Response) -> str:
-    """The server's own error message (OpenAI style ``{"error": {"message": ...}}``), shortened."""
+def _error_message(body: bytes) -> str:
+    """The server's own error message, shortened: OpenAI's ``{"error": {"message": ...}}``, ``{"error": ...}``,
+    ``{"message": ...}`` or FastAPI's ``{"detail": ...}`` (``transformers serve``: a wrong model name, an
+    unexpected field); else the body as it is."""
+    message: Any = body.decode("utf-8", "replace")
     try:
-        data = response.json()
-        message = data["error"]["message"] if isinstance(data.get("error"), dict) else data.get("error")
-    except (ValueError, AttributeError, KeyError, TypeError):
-        message = response.text
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        error = error.get("message") if isinstance(error, dict) else error
+        message = next((m for m in (error, data.get("message"), data.get("detail")) if m), message)
+    if isinstance(message, list):  # FastAPI's validation errors: [{"loc": [...], "msg": ...}, ...]
+        message = "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in message)
     text = " ".join(str(message or "").split())
     return text[:200]
 
@@ -200,10 +227,19 @@ class ChatClient:
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ApiError(f"OPENAI_BASE_URL={self.base_url} is not an http:// or https:// URL")
+        self.proxy = _env_proxy(self.base_url)
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY") or None
         self.max_retries, self.base_delay, self.max_delay = max_retries, base_delay, max_delay
         self.timeout, self.concurrency = timeout, concurrency
         self._random = random.Random()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._finalizer: weakref.finalize | None = None
 
     @property
     def url(self) -> str:
@@ -214,25 +250,59 @@ class ChatClient:
         delay = min(self.max_delay, self.base_delay * 2 ** retry)
         return delay / 2 + self._random.uniform(0, delay / 2)
 
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Semaphore]:
+        """The client's event loop, HTTP session and concurrency bound: started on first use, kept until
+        :meth:`close`."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="promedical-api", daemon=True)
+                thread.start()
+                session = asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+                self._loop, self._session = loop, session
+                self._semaphore = asyncio.Semaphore(self.concurrency)  # bounds every batch in flight together
+                # not a method: the finalizer must not keep the client alive
+                self._finalizer = weakref.finalize(self, _shutdown, loop, thread, session)
+            assert self._session is not None and self._semaphore is not None
+            return self._loop, self._session, self._semaphore
+
+    async def _open(self) -> aiohttp.ClientSession:
+        """The HTTP session, made on the loop it serves (aiohttp requires that). ``timeout`` bounds a whole
+        attempt, response body included. No ``trust_env``: it would look the proxy (and ``.netrc``) up in a
+        worker thread on every request; the proxy is looked up once instead (:func:`_env_proxy`)."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.timeout)
+        return aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=self.concurrency),
+                                     timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connections and stop the loop thread; a later call starts them again."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._loop = self._session = self._semaphore = self._finalizer = None
+
     def complete(self, requests: Sequence[ChatRequest], parse: Callable[[str], T] | None = None
                  ) -> list[T | str | Failure]:
         """Run every request (concurrently) and return, in input order, each one's content (or ``parse`` of
         it) or its :class:`Failure`. Raises :class:`ApiError` for a refused key, a 404 (wrong base URL or model)
-        or an unreachable server (see the module docstring)."""
+        or an unreachable server (see the module docstring). Safe to call from a thread that runs an event loop
+        (a notebook): the work runs on the client's own loop."""
         if not requests:
             return []
-        return run_sync(self.acomplete(requests, parse))
+        loop, session, semaphore = self._started()
+        future = asyncio.run_coroutine_threadsafe(self._batch(session, semaphore, requests, parse), loop)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C included: the requests still in flight are cancelled, not left running
+            future.cancel()
+            raise
 
-    async def acomplete(self, requests: Sequence[ChatRequest], parse: Callable[[str], T] | None = None
-                        ) -> list[T | str | Failure]:
+    async def _batch(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore,
+                     requests: Sequence[ChatRequest], parse: Callable[[str], T] | None) -> list[T | str | Failure]:
         batch = _Batch()
-        semaphore = asyncio.Semaphore(self.concurrency)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout), limits=limits,
-                                     follow_redirects=True) as client:
-            tasks = [self._one(client, semaphore, batch, request, parse) for request in requests]
-            outcomes = await asyncio.gather(*tasks)
+        tasks = [self._one(session, semaphore, batch, request, parse) for request in requests]
+        outcomes = await asyncio.gather(*tasks)
         if batch.fatal is not None:
             raise ApiError(batch.fatal)
         failed = [o for o in outcomes if isinstance(o, Failure)]
@@ -241,18 +311,19 @@ class ChatClient:
                         failed[0].reason)
         return outcomes
 
-    async def _one(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, batch: _Batch,
+    async def _one(self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, batch: _Batch,
                    request: ChatRequest, parse: Callable[[str], T] | None) -> T | str | Failure:
-        attempts = 0
+        attempts, refused = 0, None  # refused: the last reply content ``parse`` refused
         while True:
             if batch.abort.is_set():
-                return Failure(f"aborted: {batch.fatal}", attempts)
+                return Failure(f"aborted: {batch.fatal}", attempts, content=refused)
             attempts += 1
+            content = None
             try:
                 async with semaphore:
                     if batch.abort.is_set():
-                        return Failure(f"aborted: {batch.fatal}", attempts - 1)
-                    content = await self._attempt(client, batch, request)
+                        return Failure(f"aborted: {batch.fatal}", attempts - 1, content=refused)
+                    content = await self._attempt(session, batch, request)
                 return parse(content) if parse is not None else content
             except _Permanent as error:
                 if error.status in AUTH_STATUSES:
@@ -260,13 +331,16 @@ class ChatClient:
                 elif error.status == 404:
                     batch.stop(f"POST {self.url} for model {request.model!r} gave {error.reason}: "
                                "check OPENAI_BASE_URL and the model name")
-                return Failure(error.reason, attempts, error.status)
+                return Failure(error.reason, attempts, error.status, refused)
             except (_Retry, BadReply) as error:
+                repeated = isinstance(error, BadReply) and refused is not None and content == refused
+                if isinstance(error, BadReply):
+                    refused = content
                 retry = error if isinstance(error, _Retry) else _Retry(f"bad reply: {error}", 200)
-                if attempts > self.max_retries:
+                if repeated or attempts > self.max_retries:
                     if retry.connect and not batch.responded:
                         batch.stop(f"cannot reach OPENAI_BASE_URL={self.base_url}: {retry.reason}")
-                    return Failure(retry.reason, attempts, retry.status)
+                    return Failure(retry.reason, attempts, retry.status, refused)
                 delay = retry.wait if retry.wait is not None else self.backoff(attempts - 1)
                 log.debug("attempt %d failed (%s); retrying in %.2f s", attempts, retry.reason, delay)
                 if delay > 0:
@@ -275,27 +349,27 @@ class ChatClient:
                     except asyncio.TimeoutError:
                         pass
 
-    async def _attempt(self, client: httpx.AsyncClient, batch: _Batch, request: ChatRequest) -> str:
+    async def _attempt(self, session: aiohttp.ClientSession, batch: _Batch, request: ChatRequest) -> str:
         try:
-            response = await asyncio.wait_for(client.post(self.url, json=request.payload()), self.timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as error:
-            connect = isinstance(error, httpx.ConnectTimeout)
+            async with session.post(self.url, json=request.payload(), proxy=self.proxy) as response:
+                status, retry_after, body = response.status, response.headers.get("Retry-After"), await response.read()
+        except asyncio.TimeoutError as error:  # aiohttp's timeouts, connect and whole attempt
+            connect = isinstance(error, aiohttp.ConnectionTimeoutError)
             raise _Retry(f"timeout after {self.timeout:g} s", connect=connect) from None
-        except httpx.ConnectError as error:
-            raise _Retry(f"{_connect_reason(error)}", connect=True) from None
-        except httpx.TransportError as error:  # read/write errors, a connection closed mid-body...
+        except aiohttp.ClientConnectorError as error:  # refused, DNS, unreachable
+            raise _Retry(_connect_reason(error), connect=True) from None
+        except aiohttp.ClientError as error:  # a connection closed mid-body, reset, a short read...
             raise _Retry(f"transport error: {_connect_reason(error)}") from None
         batch.responded = True
-        status = response.status_code
         if status == 429 or status >= 500:
-            wait = _retry_after(response) if status in RETRY_AFTER_STATUSES else None
+            wait = _retry_after(retry_after) if status in RETRY_AFTER_STATUSES else None
             if wait is not None:
                 wait += self._random.uniform(0, min(0.1, self.base_delay))  # spread the herd, never sooner
-            raise _Retry(f"HTTP {status}: {_error_message(response)}".rstrip(": "), status, wait)
+            raise _Retry(f"HTTP {status}: {_error_message(body)}".rstrip(": "), status, wait)
         if status >= 400:
-            raise _Permanent(f"HTTP {status}: {_error_message(response)}".rstrip(": "), status)
+            raise _Permanent(f"HTTP {status}: {_error_message(body)}".rstrip(": "), status)
         try:
-            data = response.json()
+            data = json.loads(body)
         except ValueError:
             raise _Retry("bad body: not JSON (truncated?)", status) from None
         try:
@@ -390,8 +464,9 @@ class OpenAIJudge:
             "pairwise_orders": "both presentations; agreeing orders decide, disagreeing ones tie",
             "temperature": 0.0, "max_tokens": max_tokens, "seed": seed,
         })
-        #: Queries per cache commit in the runner: enough to keep ``concurrency`` requests in flight.
-        self.chunk_size = 16 * concurrency
+        #: Queries per runner chunk (one cache commit, the most work an interruption loses): every chunk ends by
+        #: waiting for its slowest request with the window draining, so a chunk is CHUNK_WAVES full windows.
+        self.chunk_size = CHUNK_WAVES * concurrency
 
     def _request(self, system: str, prompt: str) -> ChatRequest:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
@@ -402,7 +477,7 @@ class OpenAIJudge:
         verdicts = []
         for outcome in self.client.complete(requests, parse_pointwise):
             if isinstance(outcome, Failure):
-                verdicts.append(Verdict("unknown", None, {"error": outcome.reason, "attempts": outcome.attempts}))
+                verdicts.append(Verdict("unknown", None, _failure_raw(outcome)))
                 continue
             met, text = outcome
             verdicts.append(Verdict("met" if met else "not_met", 1.0 if met else 0.0, {"content": text}))
@@ -418,6 +493,14 @@ class OpenAIJudge:
         return verdicts
 
 
+def _failure_raw(failure: Failure) -> dict[str, Any]:
+    """A failed request as a verdict's raw output: the reason, the attempts and the refused reply, if any."""
+    raw: dict[str, Any] = {"error": failure.reason, "attempts": failure.attempts}
+    if failure.content is not None:
+        raw["content"] = failure.content
+    return raw
+
+
 _AS_SHOWN = {"A": "a", "B": "b", "tie": "tie"}
 _SWAPPED = {"A": "b", "B": "a", "tie": "tie"}
 _P_A = {"a": 1.0, "b": 0.0, "tie": 0.5}
@@ -429,7 +512,7 @@ def _pair_verdict(first: Any, second: Any) -> Verdict:
         raw: dict[str, Any] = {}
         for name, outcome in (("ab", first), ("ba", second)):
             if isinstance(outcome, Failure):
-                raw[f"error_{name}"], raw[f"attempts_{name}"] = outcome.reason, outcome.attempts
+                raw.update({f"{key}_{name}": value for key, value in _failure_raw(outcome).items()})
             else:
                 raw[f"content_{name}"] = outcome[1]
         failure = first if isinstance(first, Failure) else second
@@ -458,7 +541,7 @@ class OpenAIGenerator:
         self.base_url = self.client.base_url
         self.spec = f"openai:{model}"
         self.identity = f"openai:{model}@{self.base_url}|t={temperature:g}|max={max_new_tokens}|seed={seed}"
-        self.chunk_size = 16 * concurrency
+        self.chunk_size = CHUNK_WAVES * concurrency
 
     def generate(self, items: Sequence[BenchItem]) -> list[str | None]:
         requests = [ChatRequest(self.model, [m.model_dump() for m in item.messages], self.temperature,
@@ -466,4 +549,5 @@ class OpenAIGenerator:
         return [None if isinstance(o, Failure) else o for o in self.client.complete(requests)]
 
     def release(self) -> None:
-        """Nothing to free here: the model runs on the server."""
+        """Close the client's connections and loop thread (the model runs on the server); ``generate`` reopens."""
+        self.client.close()
