@@ -53,6 +53,9 @@ class RewardModelRecipe(_Recipe):
 
     kind: Literal["reward_model"] = "reward_model"
     base_model: str = "minilm"
+    base_layers: int | None = Field(
+        default=None, ge=1, description="keep only the first N transformer layers of base_model: a smaller, faster "
+                                        "reward model (default: all of them)")
     train_data: str
     dev_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     calibration_data: str | None = Field(

@@ -55,7 +55,9 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     from promedical.alignment.grpo import train_grpo, train_sft
     from promedical.alignment.rm import calibrated_view, save_base_reward_model, train_reward_model
     from promedical.bench.data.synthetic import synthesize
+    from promedical.bench.metrics import constant_floor
     from promedical.bench.models.embedding import calibrated_encoder
+    from promedical.bench.results import JudgeSample, read_samples
 
     output = Path(output)
     models, runs = output / "models", output / "runs"
@@ -107,6 +109,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         summary["judge"][bench_name] = {
             **{name: outcome.results.tracks["judge"].metrics for name, outcome in outcomes.items()},
             "met_share": {name: outcome.results.tracks["judge"].met_share for name, outcome in outcomes.items()},
+            "floor": constant_floor([s for s in read_samples(outcomes["trained"].run_dir)
+                                     if isinstance(s, JudgeSample)]),
             "gain": comparison["tracks"]["judge"]["differences"],
             "paired_test": comparison["tracks"]["judge"]["paired_test"],
             "runs": [str(o.run_dir) for o in outcomes.values()],
@@ -199,17 +203,21 @@ def smoke_report(summary: dict[str, Any]) -> str:
              "calibrated the same way) and **trained** (the smoke reward model). Every cut and threshold was "
              f"picked on `{summary['reward_model']['calibration_data']}` for hand-written text (sample, test) "
              f"and on `{summary['synthetic_calibration']}` for synthetic-world text (the held-out bench and the "
-             "policy's answers). `test` is the locked hand-written test set: no setting of any recipe was chosen "
+             "policy's answers). The constant floor always gives the majority gold label of each mode and criterion "
+             "type (it knows the label frequencies of the bench judged). `test` is the locked hand-written test "
+             "set: no setting of any recipe was chosen "
              "on it; `sample` is the demo and regression set that earlier settings were chosen on "
              "(docs/alignment.md). The gain is trained − zero-shot, paired over items.", ""]
     for bench, data in summary["judge"].items():
-        lines += [f"### {bench}", "", "| metric | zero-shot | untrained head | trained | gain over zero-shot, pp "
-                  "(paired 95% CI) | paper's gain, pp |", "|---|---|---|---|---|---|"]
+        lines += [f"### {bench}", "", "| metric | constant floor | zero-shot | untrained head | trained | gain over "
+                  "zero-shot, pp (paired 95% CI) | paper's gain, pp |", "|---|---|---|---|---|---|---|"]
         for name in ("overall_accuracy", "pairwise_safety_accuracy", "pointwise_proficiency_accuracy",
                      "pointwise_excellence_accuracy", "pointwise_safety_accuracy", "pairwise_proficiency_accuracy",
                      "veto_recall", "veto_f1"):
             paper = f"{PAPER_GAINS[name]:+.1f} (Qwen3-8B scale)" if name in PAPER_GAINS else ""
-            lines.append(f"| {name} | {_pct(data['zero_shot'][name])} | {_pct(data['base'][name])} | "
+            floor = data["floor"].get(name)
+            lines.append(f"| {name} | {'n/a' if floor is None else f'{100 * floor:.1f}'} | "
+                         f"{_pct(data['zero_shot'][name])} | {_pct(data['base'][name])} | "
                          f"{_pct(data['trained'][name])} | {_pp(data['gain'][name])} | {paper} |")
         test = data["paired_test"]
         lines += ["", f"{test['name'].capitalize()} on per-item correct decisions: p = {test['p_value']:.3g} "

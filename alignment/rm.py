@@ -195,15 +195,21 @@ def pointwise_queries(items: Sequence[BenchItem]) -> tuple[list[PointwiseQuery],
     return [PointwiseQuery(i.item, i.criterion, *i.texts) for i in pointwise], [i.gold == "met" for i in pointwise]
 
 
-def load_base_model(source: str, seed: int):
-    """A 1-label sequence-classification model, its tokenizer, and the names of the parameters the checkpoint
-    lacks (the scalar head, freshly initialised and seeded, when the checkpoint has none)."""
+def load_base_model(source: str, seed: int, layers: int | None = None):
+    """A 1-label sequence-classification model (only its first ``layers`` transformer layers when given), its
+    tokenizer, and the names of the parameters the checkpoint lacks (the scalar head, freshly initialised and
+    seeded, when the checkpoint has none)."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(source, padding_side="right")
-    model, loading = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1,
+    config = AutoConfig.from_pretrained(source, num_labels=1)
+    if layers is not None:
+        if layers > config.num_hidden_layers:
+            raise ValueError(f"base_layers: {source} has {config.num_hidden_layers} layers, not {layers}")
+        config.num_hidden_layers = layers
+    model, loading = AutoModelForSequenceClassification.from_pretrained(source, config=config,
                                                                        output_loading_info=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer, set(loading["missing_keys"])
@@ -292,7 +298,8 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     items = resolve_data(recipe.train_data)
     train_items, dev_items = split_items(items, recipe.dev_fraction, recipe.seed)
     args = recipe.trl_config()  # first: under a ZeRO-3 accelerate config the base model is then loaded partitioned
-    model, tokenizer, fresh = load_base_model(resolve_model_source(recipe.base_model), recipe.seed)
+    model, tokenizer, fresh = load_base_model(resolve_model_source(recipe.base_model), recipe.seed,
+                                              recipe.base_layers)
     max_length = min(recipe.max_length, reward_max_length(tokenizer, model.config))
     tokenizer.model_max_length = max_length  # saved with the model: judging truncates where training did
     rng = random.Random(recipe.seed)

@@ -10,7 +10,7 @@ criterion verdict (or a failed generation) are excluded and counted.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -140,6 +140,26 @@ def one_verdict_types(shares: dict[str, float]) -> dict[str, str]:
     """The types whose verdicts are at least :data:`ONE_VERDICT_SHARE` one way, with that verdict."""
     return {kind: "met" if share >= 0.5 else "not_met" for kind, share in shares.items()
             if max(share, 1 - share) >= ONE_VERDICT_SHARE}
+
+
+def constant_floor(samples: Sequence[JudgeSample]) -> dict[str, float | None]:
+    """Every judge metric (its value, no CI) for the constant judge that gives each instance the majority gold
+    label of its mode and criterion type among these instances (a tie goes to the alphabetically first label,
+    "a" or "met"): what a judge scores by knowing the label frequencies alone. Over the same instances as the
+    metrics (``unknown`` verdicts left out); None where undefined (a veto precision without any veto)."""
+    decided = [s for s in samples if s.correct is not None]
+    golds: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for sample in decided:
+        golds[sample.mode, sample.criterion_type][sample.gold] += 1
+    majority = {cell: min(counts, key=lambda label: (-counts[label], label)) for cell, counts in golds.items()}
+    constant = [s.model_copy(update={"decision": majority[s.mode, s.criterion_type],
+                                     "correct": majority[s.mode, s.criterion_type] == s.gold}) for s in decided]
+    floors: dict[str, float | None] = {}
+    for name, contribution in JUDGE_CONTRIBUTIONS.items():
+        parts = [contribution(sample)[:2] for sample in constant]
+        denominator = sum(d for _, d in parts)
+        floors[name] = sum(n for n, _ in parts) / denominator if denominator else None
+    return floors
 
 
 def judge_counts(samples: Sequence[JudgeSample], excluded_ties: int) -> dict[str, int]:

@@ -122,6 +122,19 @@ def test_only_the_fresh_head_learns_at_the_head_learning_rate(tiny_models):
     assert body["lr"] == 1e-5 and len(body["params"]) == sum(1 for _ in model.parameters()) - 1
 
 
+def test_base_layers_keep_the_first_layers_of_the_base(tiny_models):
+    import torch
+
+    full, _, _ = load_base_model(str(tiny_models["causal"]), seed=0)
+    cut, _, fresh = load_base_model(str(tiny_models["causal"]), seed=0, layers=1)
+    assert full.config.num_hidden_layers == 2 and len(cut.model.layers) == cut.config.num_hidden_layers == 1
+    assert fresh == {"score.weight"}, "the kept layers come from the checkpoint"
+    weights = full.state_dict()
+    assert all(torch.equal(value, weights[name]) for name, value in cut.state_dict().items())
+    with pytest.raises(ValueError, match="has 2 layers, not 3"):
+        load_base_model(str(tiny_models["causal"]), seed=0, layers=3)
+
+
 def test_threshold_calibration():
     threshold, accuracy = calibrate_threshold([0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [False, False, False, True, True, True])
     assert 0.3 < threshold < 0.7 and accuracy == 1.0
@@ -212,6 +225,7 @@ def test_quick_reproduction_end_to_end(tmp_path):
     assert set(summary["judge"]) == {"sample", "test", "synthetic_heldout"}
     assert (tmp_path / "models" / "zero-shot" / "promedical_embedding.json").exists()
     assert set(summary["judge"]["test"]["met_share"]) == {"zero_shot", "base", "trained"}
+    assert 0 < summary["judge"]["test"]["floor"]["overall_accuracy"] < 1 and "constant floor" in report
     assert "zero-shot" in report and "locked hand-written test set" in report
 
 

@@ -36,7 +36,10 @@ def results(tmp_path_factory):
 
 
 def test_run_summary_columns_align(results):
-    _assert_aligned(format_summary(results.results), list(results.results.tracks["judge"].metrics)[:len(ESTIMATES)])
+    names = list(results.results.tracks["judge"].metrics)[:len(ESTIMATES)]
+    _assert_aligned(format_summary(results.results), names)
+    floors = dict(zip(names, (0.5, 1.0, 0.0, 0.123), strict=True))  # the floor column: one to three digits
+    _assert_aligned(format_summary(results.results, floors), names)
 
 
 def test_compare_columns_align(results):

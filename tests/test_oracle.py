@@ -100,6 +100,19 @@ JUDGE_A_BY_SPECIALTY = {
     },
     "dermatology": JUDGE_A_BY_CATEGORY["medication"],  # o4 alone
 }
+# The constant-predictor floor (bench.metrics.constant_floor) on judge A's 32 judged instances (o2 r2e1, unknown,
+# is left out; ties are never judged): each (mode, type) gets its majority gold label, "a" / "met" on a tie.
+# pointwise P  met o1r1p1 o2r1p1 o2r2p1 o3r1p1 o4r1p1 (5), not met o1r1p2 o1r2p1 o3r2p1 o5r1p1 (4) → met: 5/9
+# pointwise E  met o1r1e1 o3r2e1 o5r1e1 (3), not met o1r1e2 o1r2e1 o4r2e1 (3) → tie, met: 3/6
+# pointwise S  met o1r1s1 o2r2s1 o4r1s1 o5r1s1 (4), violated o1r2s1 o2r1s1 o3r1s1 o4r2s1 (4) → tie, met: 4/8, so
+#              nothing is vetoed: precision undefined, recall 0/4, F1 0 / (0 + 0 + 4)
+# pairwise P   a o1 o3, b o2 o5 → tie, a: 2/4;  E  a o1, b o3 → tie, a: 1/2;  S  a o1 o4, b o2 → a: 2/3
+# overall (5 + 3 + 4 + 2 + 1 + 2) / 32
+JUDGE_A_FLOOR = {
+    "overall_accuracy": 17 / 32, "pointwise_proficiency_accuracy": 5 / 9, "pointwise_excellence_accuracy": 3 / 6,
+    "pointwise_safety_accuracy": 4 / 8, "pairwise_proficiency_accuracy": 2 / 4, "pairwise_excellence_accuracy": 1 / 2,
+    "pairwise_safety_accuracy": 2 / 3, "veto_precision": None, "veto_recall": 0.0, "veto_f1": 0.0,
+}
 # instances = 32 judged + 1 unknown (o2 r2e1); pointwise 9 + 6 + 8 + 1 = 24; pairwise 4 + 2 + 3 = 9;
 # gold ties o1 p2 and o2 e1.
 JUDGE_A_COUNTS = {"instances": 33, "pointwise": 24, "pairwise": 9, "unknown": 1, "pairwise_gold_ties_excluded": 2}
@@ -174,6 +187,18 @@ def test_judge_track_every_metric(run_a):
     track = results["tracks"]["judge"]
     _check(track["metrics"], JUDGE_A)
     assert track["counts"] == JUDGE_A_COUNTS
+
+
+def test_judge_track_constant_floor(run_a, cli, tmp_path):
+    from promedical.bench.metrics import constant_floor
+
+    floor = constant_floor([s for s in read_samples(run_a[0]) if s.track == "judge"])
+    assert floor == pytest.approx(JUDGE_A_FLOOR, abs=1e-12)
+    result = cli("run", "--model", f"table:{ORACLE / 'judge_a.jsonl'}", "--bench", str(BENCH), "--output-dir",
+                 str(tmp_path), "--no-cache")
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert rows["metric"][-1] == "floor" and rows["overall_accuracy"][-1] == f"{100 * 17 / 32:.1f}"
+    assert rows["pairwise_safety_accuracy"][-1] == "66.7" and rows["veto_precision"][-1] == "n/a"
 
 
 @pytest.mark.parametrize("group", sorted(JUDGE_A_BY_CATEGORY))

@@ -74,7 +74,8 @@ def run_command(model: str, bench: str, split: str | None, track: str, judge_spe
                        tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
                        max_model_len=max_model_len)
     outcome = run(config)
-    click.echo(format_summary(outcome.results))
+    click.echo(format_summary(outcome.results, judge_floor(outcome.run_dir) if "judge" in outcome.results.tracks
+                              else None))
     click.echo(f"\nwrote {outcome.run_dir} ({calls_phrase(outcome.model_calls, outcome.cached_calls)})")
     if outcome.nothing_measured:
         raise NothingMeasuredError(outcome.nothing_measured)
@@ -104,16 +105,30 @@ def compare_command(run_a: str, run_b: str, seed: int, as_json: bool) -> None:
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
 
 
-def format_summary(results) -> str:  # noqa: ANN001 - RunResults, imported lazily
-    """The end-of-run table: every metric in percent with its 95% CI and n, then the track's counts."""
+def judge_floor(run_dir: Path) -> dict[str, float | None]:
+    """The constant-predictor floor of a finished run's judge track (``bench.metrics.constant_floor``)."""
+    from promedical.bench.metrics import constant_floor
+    from promedical.bench.results import JudgeSample, read_samples
+
+    return constant_floor([s for s in read_samples(run_dir) if isinstance(s, JudgeSample)])
+
+
+def format_summary(results, floors: dict[str, float | None] | None = None) -> str:  # noqa: ANN001 - RunResults
+    """The end-of-run table: every metric in percent with its 95% CI and n, then the track's counts; with
+    ``floors`` (:func:`judge_floor`), the judge track gets a column with each metric's constant-predictor floor."""
     lines = [f"{results.model.id} ({results.model.kind}) on {results.bench.name} "
              f"({plural(results.bench.items, 'item')}, bench {results.bench.content_hash})"]
     for track, result in results.tracks.items():
         judged_by = f", graded by {result.judge.id}" if result.judge else ""
+        floor = floors if track == "judge" else None
         lines.append(f"\n{track} track{judged_by}  (percent, 95% CI over items)")
         rows = [[name, *percent_cells(metric.value, metric.ci_low, metric.ci_high), str(metric.n)]
+                + ([percent_cells(floor.get(name), None, None)[0]] if floor else [])
                 for name, metric in result.metrics.items()]
-        lines.append(table(["metric", "percent", "95% CI", "n"], rows, right={1, 2, 3}))
+        headers = ["metric", "percent", "95% CI", "n"] + (["floor"] if floor else [])
+        lines.append(table(headers, rows, right={1, 2, 3, 4}))
+        if floor:
+            lines.append("  floor: a constant judge, always the majority gold label of each mode and criterion type")
         lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in result.counts.items()))
         if result.met_share:
             lines.append(met_share_line(result.met_share))
