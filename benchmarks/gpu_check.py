@@ -677,12 +677,9 @@ def print_report(results: dict[str, Any]) -> None:
 
 
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
+    from promedical.bench.cli.console import table as layout
+
+    print(layout(header, [tuple(str(cell) for cell in row) for row in rows], indent=0))
 
 
 # --------------------------------------------------------------------------------------------- main

@@ -1037,13 +1037,10 @@ def _pass(ok: bool) -> str:
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:
+    from promedical.bench.cli.console import table
+
     header = ("benchmark", "ours", "peer", "ratio", "target", "result")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
+    print(table(header, [tuple(str(cell) for cell in row) for row in rows], indent=0))
 
 
 def merge_previous(results: dict[str, Any], output: Path, selected: list[str]) -> dict[str, Any]:
