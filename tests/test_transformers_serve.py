@@ -8,17 +8,25 @@ Two checkpoints on one server, chosen per request by the ``model`` field:
   Sampled (``--temperature 1``), it answers policy prompts with random text.
 - ``judge``: a tiny model whose generation config allows one token, a whole JSON verdict, then stops: a
   constant judge ("met"; "A" in both presentation orders, so every pair is a tie).
+
+The client talks to the server through a small counting proxy, so each test also checks how many requests
+it sent per model (retries included).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -66,20 +74,70 @@ def judge_checkpoint(path: Path) -> Path:
     return path
 
 
+class CountingProxy(ThreadingHTTPServer):
+    """A pass-through HTTP proxy on 127.0.0.1 that counts the chat-completion requests sent for each model.
+
+    Counting here, not from the server's log, keeps the test independent of what a transformers release
+    chooses to log (5.25 stopped logging each request)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str):
+        self.upstream, self.counts, self.lock = upstream, Counter(), threading.Lock()
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    server: CountingProxy
+
+    def do_GET(self) -> None:
+        self.forward(None)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.endswith("/chat/completions"):
+            with self.server.lock:
+                self.server.counts[json.loads(body)["model"]] += 1
+        self.forward(body)
+
+    def forward(self, body: bytes | None) -> None:
+        headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+        request = urllib.request.Request(self.server.upstream + self.path, data=body, headers=headers,
+                                         method=self.command)
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                status, content_type, payload = response.status, response.headers.get("Content-Type"), response.read()
+        except urllib.error.HTTPError as error:
+            status, content_type, payload = error.code, error.headers.get("Content-Type"), error.read()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type or "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args) -> None:  # keep pytest's output clean
+        pass
+
+
 @dataclass(frozen=True)
 class Served:
     base_url: str
     policy: Path
     judge: Path
     log: Path
+    counts: Counter = field(repr=False)
 
     @property
     def env(self) -> dict[str, str | None]:
         return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": "sk-local"}  # the server ignores keys
 
     def requests(self, model: Path) -> int:
-        """Chat-completion requests the server has received for ``model`` (from its log)."""
-        return self.log.read_text(errors="replace").count(f"[Request received] Model: {model},")
+        """Chat-completion requests sent to the server for ``model`` (counted by the proxy in front of it)."""
+        return self.counts[str(model)]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +162,13 @@ def served(tmp_path_factory) -> Served:
                         break
             except OSError:
                 time.sleep(0.5)
-        yield Served(f"http://127.0.0.1:{port}/v1", policy, judge, log)
+        proxy = CountingProxy(f"http://127.0.0.1:{port}")
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        try:
+            yield Served(f"{proxy.base_url}/v1", policy, judge, log, proxy.counts)
+        finally:
+            proxy.shutdown()
+            proxy.server_close()
     finally:
         process.terminate()
         try:
