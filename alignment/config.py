@@ -68,6 +68,9 @@ class RewardModelRecipe(_Recipe):
     safety_counterfactual_pairs: int = Field(
         default=0, ge=0, description="additional minimal safety pairs from synthetic-world items: a violating "
                                      "response vs the same response with the violating sentence swapped out")
+    on_policy_data: str | None = Field(
+        default=None, description="labelled items whose responses are a policy's own answers (reproduce writes "
+                                  "them with alignment/on_policy.py); every preference pair they give is added")
     epochs: float = 1.0
     batch_size: int = 16
     gradient_accumulation_steps: int = 1

@@ -1,18 +1,20 @@
 """`promedical-bench reproduce --recipe smoke|qwen3-8b`: the paper's pipeline end to end.
 
-``smoke`` (CPU, offline): (1) train the criteria-injected reward model on synthetic-world preference data;
-(2) judge track for the untrained base and the trained reward model on the hand-written sample bench and a
-synthetic held-out bench of unseen scenarios, with paired gains (``compare``); (3) policy: supervised
-warm-up of a tiny local chat model, then safety-veto GRPO graded by the synthetic world's exact verdicts
-(smoke-grpo.yaml says why), policy track before/after on held-out prompts, graded by the trained reward model
-and by the world; (4) every evaluation is an ordinary run directory, plus
-``reproduce_report.md``. ``qwen3-8b`` is the same plan at paper scale on GPUs (``--dry-run`` validates and
-prints the commands).
+``smoke`` (CPU, offline): (1) supervised warm-up of a fresh tiny chat policy; (2) the criteria-injected reward
+model, trained on synthetic-world preference pairs and on the warm-up policy's own sampled answers labelled by
+the world; (3) judge track of the zero-shot base, the untrained head and the trained reward model on the
+hand-written sample, the locked hand-written test set and a synthetic bench of unseen scenarios, beside the
+constant floor, with paired gains (``compare``); (4) safety-veto GRPO rewarded by that reward model (the
+headline), and by the world's exact verdicts (an oracle-reward control); (5) the policy track before and
+after, graded by the world (independent of the reward model) on prompts that GRPO and the reward model never
+saw. Every evaluation is an ordinary run directory, plus ``reproduce_report.md``. ``qwen3-8b`` is the same
+plan at paper scale on GPUs (``--dry-run`` runs the preflight and prints the commands).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -36,23 +38,27 @@ class SmokeSizes:
 
     rm_items: int = 800
     rm_pairs: int | None = None  # None: the smoke-rm recipe's numbers of pairs of each kind
+    on_policy_prompts: int = 150  # training prompts the warm-up policy answers for the reward model's data
+    on_policy_samples: int = 4  # answers sampled per prompt (temperature 1)
     heldout_items: int = 60
     synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
     sft_items: int | None = None  # None: smoke-sft.yaml's data; else a quarter of them on the held-out prompts
     grpo_prompts: int | None = None  # None: smoke-grpo.yaml's prompts and steps
     grpo_steps: int | None = None
-    policy_eval_items: int = 40
+    policy_eval_items: int = 100
     sample_limit: int | None = None
 
 
-QUICK = SmokeSizes(rm_items=40, rm_pairs=60, heldout_items=6, synthetic_calibration_items=4, sft_items=30,
-                   grpo_prompts=8, grpo_steps=2, policy_eval_items=4, sample_limit=4)
+QUICK = SmokeSizes(rm_items=40, rm_pairs=60, on_policy_prompts=6, on_policy_samples=2, heldout_items=6,
+                   synthetic_calibration_items=4, sft_items=30, grpo_prompts=8, grpo_steps=2, policy_eval_items=4,
+                   sample_limit=4)
 
 
 def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callable[[str], None] = print
                     ) -> dict[str, Any]:
     """Run the smoke reproduction into ``output``; returns the summary that the report is written from."""
     from promedical.alignment.grpo import train_grpo, train_sft
+    from promedical.alignment.on_policy import on_policy_items
     from promedical.alignment.rm import calibrated_view, save_base_reward_model, train_reward_model
     from promedical.bench.data.synthetic import synthesize
     from promedical.bench.metrics import constant_floor
@@ -68,10 +74,27 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         log(f"[reproduce] {name}")
         return time.perf_counter()
 
-    start = stage("1/4 reward model: train on synthetic preference pairs (train scenarios)")
+    start = stage("1/5 policy warm-up: supervised fine-tuning of a fresh tiny policy")
+    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base; its
+    # data mix (a quarter on the held-out prompts, which GRPO never sees) is smoke-sft.yaml's
+    sft_data = None
+    if sizes.sft_items is not None:
+        held = sizes.sft_items // 4
+        sft_data = f"synthetic:train:{sizes.sft_items - held}:1 + synthetic:heldout_prompts:{held}:1"
+    summary["sft"] = train_sft(load_recipe("smoke-sft", output_dir=str(models / "sft"), train_data=sft_data))
+    timings["sft"] = time.perf_counter() - start
+
+    start = stage("2/5 reward model: synthetic preference pairs and the warm-up policy's own answers")
+    # on-policy data: answers sampled from the warm-up on training prompts (a seed no other stage uses),
+    # labelled by the world's exact verdicts, so the reward model learns the text GRPO will ask it to grade
+    on_policy = output / "data" / "on_policy.jsonl"
+    on_policy.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl_atomic(on_policy, on_policy_items(str(models / "sft"), resolve_data(
+        f"synthetic:train:{sizes.on_policy_prompts}:4"), samples=sizes.on_policy_samples, max_new_tokens=64))
     rm_recipe = load_recipe("smoke-rm", output_dir=str(models / "smoke-rm"),
                             train_data=f"synthetic:train:{sizes.rm_items}:0", max_pairs=sizes.rm_pairs,
-                            criterion_contrast_pairs=sizes.rm_pairs, safety_counterfactual_pairs=sizes.rm_pairs)
+                            criterion_contrast_pairs=sizes.rm_pairs, safety_counterfactual_pairs=sizes.rm_pairs,
+                            on_policy_data=str(on_policy))
     summary["reward_model"] = train_reward_model(rm_recipe)
     save_base_reward_model("minilm", models / "base-rm", seed=rm_recipe.seed,
                            calibration_data=rm_recipe.calibration_data)  # the base gets the same threshold rule
@@ -92,9 +115,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         (models / "smoke-rm-synthetic" / RM_CALIBRATION_FILE).read_text())["constant_verdicts"]
     timings["reward_model"] = time.perf_counter() - start
 
-    start = stage("2/4 judge track: zero-shot base, untrained head and trained reward model")
+    start = stage("3/5 judge track: zero-shot base, untrained head and trained reward model")
     heldout = output / "data" / "synthetic_heldout.jsonl"
-    heldout.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(heldout, synthesize(sizes.heldout_items, seed=7, split="heldout"))
     summary["judge"] = {}
     judges = {"zero_shot": "embed:{models}/zero-shot{suffix}", "base": "{models}/base-rm{suffix}",
@@ -117,60 +139,59 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         }
     timings["judge"] = time.perf_counter() - start
 
-    start = stage("3/4 policy: supervised warm-up, then safety-veto GRPO graded by the synthetic world")
-    # base_model: tiny — a fresh sentence-level tiny policy built from the SFT data into models/sft/base; its
-    # data mix (a quarter on the held-out prompts, which GRPO never sees) is smoke-sft.yaml's
-    sft_data = None
-    if sizes.sft_items is not None:
-        held = sizes.sft_items // 4
-        sft_data = f"synthetic:train:{sizes.sft_items - held}:1 + synthetic:heldout_prompts:{held}:1"
-    summary["sft"] = train_sft(load_recipe("smoke-sft", output_dir=str(models / "sft"), train_data=sft_data))
-    grpo = load_recipe("smoke-grpo", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
-                       prompts=None if sizes.grpo_prompts is None else f"synthetic:train:{sizes.grpo_prompts}:2",
-                       output_dir=str(models / "grpo"))
-    summary["grpo_judge"] = grpo.judge
-    summary["grpo"] = train_grpo(grpo)
-    prompts = output / "data" / "heldout_prompts.jsonl"
-    # prompts GRPO never trained on, about its scenarios (unseen scenarios are the judge track's test above)
-    eval_items = synthesize(sizes.policy_eval_items, seed=11, split="heldout_prompts")
-    write_jsonl_atomic(prompts, eval_items)
-    policy = {name: run(RunConfig(model=str(models / name), bench=str(prompts), track="policy",
-                                  judge=f"rm:{models / 'smoke-rm-synthetic'}", output_dir=runs, max_new_tokens=64,
-                                  progress=False))
-              for name in ("sft", "grpo")}
-    comparison = compare_runs(policy["sft"].run_dir, policy["grpo"].run_dir, seed=0)
-    summary["policy"] = {
-        "before": policy["sft"].results.tracks["policy"].metrics,
-        "after": policy["grpo"].results.tracks["policy"].metrics,
-        "change": comparison["tracks"]["policy"]["differences"],
-        "paired_test": comparison["tracks"]["policy"]["paired_test"],
-        "ground_truth": {name: world_truth(outcome.run_dir, eval_items) for name, outcome in policy.items()},
-        "runs": [str(o.run_dir) for o in policy.values()],
+    start = stage("4/5 safety-veto GRPO: rewarded by the reward model, and by the world's verdicts (control)")
+    grpo_prompts = None if sizes.grpo_prompts is None else f"synthetic:train:{sizes.grpo_prompts}:2"
+    grpo_recipes = {
+        "grpo_rm": load_recipe("smoke-grpo-rm", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
+                               prompts=grpo_prompts, judge=f"rm:{models / 'smoke-rm-synthetic'}",
+                               output_dir=str(models / "grpo-rm")),
+        "grpo_world": load_recipe("smoke-grpo", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
+                                  prompts=grpo_prompts, output_dir=str(models / "grpo-world")),
     }
+    summary["grpo"] = {name: {"judge": recipe.judge, **train_grpo(recipe)} for name, recipe in grpo_recipes.items()}
+    timings["grpo"] = time.perf_counter() - start
+
+    start = stage("5/5 policy track, graded by the world's exact verdicts")
+    # graded by the world (independent of the reward model) on prompts GRPO and the reward model never saw:
+    # the held-out prompt of every training scenario (the warm-up covers it, standing in for pretraining),
+    # and unseen scenarios (in no training data at all)
+    summary["policy"] = {}
+    for set_name, split in (("heldout_prompts", "heldout_prompts"), ("heldout_scenarios", "heldout")):
+        items = synthesize(sizes.policy_eval_items, seed=11, split=split)
+        prompts = output / "data" / f"policy_{set_name}.jsonl"
+        write_jsonl_atomic(prompts, items)
+        outcomes = {name: run(RunConfig(model=str(models / directory), bench=str(prompts), track="policy",
+                                        judge="world", output_dir=runs, max_new_tokens=64, progress=False))
+                    for name, directory in (("sft", "sft"), ("grpo_rm", "grpo-rm"), ("grpo_world", "grpo-world"))}
+        summary["policy"][set_name] = {
+            "metrics": {name: o.results.tracks["policy"].metrics for name, o in outcomes.items()},
+            "change": {name: compare_runs(outcomes["sft"].run_dir, outcomes[name].run_dir, seed=0)
+                       ["tracks"]["policy"] for name in ("grpo_rm", "grpo_world")},
+            "answers": {name: answer_statistics(o.run_dir) for name, o in outcomes.items()},
+            "runs": [str(o.run_dir) for o in outcomes.values()],
+        }
     timings["policy"] = time.perf_counter() - start
 
-    stage("4/4 report")
+    stage("report")
     timings["total"] = sum(timings.values())
     write_text_atomic(output / "reproduce_report.md", [smoke_report(summary)])
     write_text_atomic(output / "reproduce_summary.json", [json.dumps(summary, indent=2, default=_plain) + "\n"])
     return summary
 
 
-def world_truth(run_dir: Path, items: list) -> dict[str, float]:
-    """What a policy run's answers really contain, by construction of the synthetic world (not as judged):
-    the share of answers without any violating sentence, the mean S1 over world-recognised satisfying
-    sentences, and the mean answer length in words — a check on reward hacking by the judged metrics."""
-    from promedical.bench.data.synthetic import world_verdicts
+def answer_statistics(run_dir: Path) -> dict[str, float]:
+    """Length and repetition of a policy run's answers: mean words, the share of sentences that repeat an
+    earlier sentence of the same answer, and the share of answers holding such a repeat. Saying a safe
+    sentence twice instead of a new, possibly unsafe, one raises safety without making an answer better."""
     from promedical.bench.results import PolicySample, read_samples
-    from promedical.bench.scoring import s_scores
 
-    by_id = {item.id: item for item in items}
-    answers = [(by_id[sample.item_id], sample.answer) for sample in read_samples(run_dir)
-               if isinstance(sample, PolicySample) and sample.answer is not None]
-    scores = [s_scores(item, world_verdicts(item, answer)) for item, answer in answers]
-    return {"answers": len(answers), "safety_compliance": sum(s3 == 0 for _, _, s3 in scores) / len(scores),
-            "proficiency": sum(s1 for s1, _, _ in scores) / len(scores),
-            "words": sum(len(answer.split()) for _, answer in answers) / len(answers)}
+    answers = [s.answer for s in read_samples(run_dir) if isinstance(s, PolicySample) and s.answer is not None]
+    sentences = [[part for part in re.split(r"(?<=[.!?])\s+", answer.strip()) if part] for answer in answers]
+    repeats = [len(parts) - len(set(parts)) for parts in sentences]
+    total = sum(len(parts) for parts in sentences)
+    return {"answers": len(answers), "words": sum(len(a.split()) for a in answers) / max(len(answers), 1),
+            "repeated_sentences": sum(repeats) / max(total, 1),
+            "answers_with_a_repeat": sum(r > 0 for r in repeats) / max(len(answers), 1)}
 
 
 def _plain(value: Any) -> Any:
@@ -222,34 +243,38 @@ def smoke_report(summary: dict[str, Any]) -> str:
         test = data["paired_test"]
         lines += ["", f"{test['name'].capitalize()} on per-item correct decisions: p = {test['p_value']:.3g} "
                   f"({test['items']} items).", "", *_met_share_lines(data["met_share"]), ""]
-    policy = summary["policy"]
     lines += ["## Policy track: before vs after safety-veto GRPO", "",
-              f"GRPO's reward graded each completion with the judge `{summary['grpo_judge']}`. The table is graded "
-              "by the trained reward model (the offline policy judge); the ground truth follows it. Held-out "
-              "prompts: the prompt of every training scenario that GRPO never trains on "
-              "(`synthetic:heldout_prompts`); the supervised warm-up, which stands in for pretraining, covers "
-              "them too.", "",
-              "| metric | before (SFT) | after (GRPO) | change, pp |", "|---|---|---|---|"]
-    for name in ("safety_compliance", "proficiency", "excellence", "overall"):
-        lines.append(f"| {name} | {_pct(policy['before'][name])} | {_pct(policy['after'][name])} | "
-                     f"{_pp(policy['change'][name])} |")
-    truth = policy["ground_truth"]
-    test = policy["paired_test"]
-    lines += ["", f"{test['name'].capitalize()} on per-item overall: p = {test['p_value']:.3g} "
-              f"({test['items']} items).", "",
-              "Ground truth by construction (the same answers, checked for the synthetic world's own satisfying "
-              "and violating sentences; blind to anything said in other words):", "",
-              "| | before (SFT) | after (GRPO) |", "|---|---|---|",
-              f"| safety_compliance | {100 * truth['sft']['safety_compliance']:.1f} | "
-              f"{100 * truth['grpo']['safety_compliance']:.1f} |",
-              f"| proficiency (S1) | {100 * truth['sft']['proficiency']:.1f} | "
-              f"{100 * truth['grpo']['proficiency']:.1f} |",
-              f"| answer length, words | {truth['sft']['words']:.0f} | {truth['grpo']['words']:.0f} |", "",
-              *_blind_safety_note(summary["policy_judge_constant_verdicts"]),
+              "A fresh tiny policy (supervised warm-up on synthetic-world responses, standing in for pretraining), "
+              "then GRPO with the veto reward. **Headline**: GRPO rewarded by the trained reward model "
+              f"(`{summary['grpo']['grpo_rm']['judge']}`, with the threshold fitted for synthetic-world text); "
+              "**oracle-reward control**: the same GRPO rewarded by the world's exact verdicts. Every policy is "
+              "graded by the world's exact verdicts, independent of the reward model, on prompts that neither "
+              "GRPO nor the reward model trained on. `heldout_prompts`: the held-out prompt wording of each "
+              "training scenario (the warm-up covers these prompts; the smoke-grpo settings were chosen on "
+              "them in earlier rounds, docs/alignment.md); `heldout_scenarios`: scenarios in no training data "
+              "at all, where the policy has never seen a sentence of the topic. Changes are paired over items.",
+              ""]
+    for set_name, data in summary["policy"].items():
+        metrics, change, answers = data["metrics"], data["change"], data["answers"]
+        lines += [f"### {set_name}", "", "| metric | before (SFT) | after, RM reward | change, pp | "
+                  "after, oracle reward (control) | change, pp |", "|---|---|---|---|---|---|"]
+        for name in ("safety_compliance", "proficiency", "excellence", "overall"):
+            lines.append(f"| {name} | {_pct(metrics['sft'][name])} | {_pct(metrics['grpo_rm'][name])} | "
+                         f"{_pp(change['grpo_rm']['differences'][name])} | {_pct(metrics['grpo_world'][name])} | "
+                         f"{_pp(change['grpo_world']['differences'][name])} |")
+        for key, label in (("words", "answer length, words"), ("repeated_sentences", "sentences repeating an "
+                           "earlier one"), ("answers_with_a_repeat", "answers holding a repeat")):
+            cells = [f"{answers[n][key]:.0f}" if key == "words" else f"{100 * answers[n][key]:.1f}%"
+                     for n in ("sft", "grpo_rm", "grpo_world")]
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | | {cells[2]} | |")
+        tests = {n: change[n]["paired_test"] for n in ("grpo_rm", "grpo_world")}
+        lines += ["", "; ".join(f"{n}: {t['name']} on per-item overall p = {t['p_value']:.3g} ({t['items']} items)"
+                                for n, t in tests.items()) + ".", ""]
+    lines += [*_blind_safety_note(summary["policy_judge_constant_verdicts"]),
               "## Stages", "",
               f"- Reward model: {json.dumps({k: v for k, v in summary['reward_model'].items() if k != 'recipe'})}",
               f"- SFT: {json.dumps(summary['sft'], default=str)}",
-              f"- GRPO: {json.dumps(summary['grpo'], default=str)}",
+              *[f"- GRPO ({name}): {json.dumps(data, default=str)}" for name, data in summary["grpo"].items()],
               f"- Sizes: {json.dumps(summary['sizes'])}",
               f"- Wall time (s): {json.dumps({k: round(v, 1) for k, v in summary['timings_s'].items()})}", ""]
     return "\n".join(lines)
@@ -270,13 +295,13 @@ def _met_share_lines(shares: dict[str, dict[str, float] | None]) -> list[str]:
 
 
 def _blind_safety_note(constant: dict[str, str]) -> list[str]:
-    """A paragraph when the grading reward model's safety threshold called every synthetic calibration
-    instance "met", i.e. its policy-track safety verdicts are blind."""
+    """A paragraph when the rewarding reward model's safety threshold called every synthetic calibration
+    instance "met", i.e. its safety verdicts in GRPO's reward are blind."""
     if constant.get("safety") != "met":
         return []
     return ["**The reward model cannot see violations here.** On its synthetic calibration items its safety "
             "threshold judged every instance \"met\": its safety scores did not separate violations there, so "
-            "its safety compliance above is 100% whatever the answers say; read the ground truth.", ""]
+            "the reward it gave GRPO carried no veto.", ""]
 
 
 def qwen3_8b_plan(output: Path, preference_data: str, prompts: str, bench: str) -> list[list[str]]:

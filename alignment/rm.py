@@ -16,7 +16,7 @@ import logging
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from promedical.bench.schema import CRITERION_TYPES, BenchItem, Criterion
 log = logging.getLogger(__name__)
 
 
-PAIR_SOURCES = ("pairwise", "pointwise", "criterion_contrast", "safety_counterfactual")
+PAIR_SOURCES = ("pairwise", "pointwise", "criterion_contrast", "safety_counterfactual", "on_policy")
 
 
 @dataclass(frozen=True)
@@ -312,6 +312,8 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     if recipe.safety_counterfactual_pairs:
         counterfactual = safety_counterfactual_pairs(train_items, rng)
         pairs += rng.sample(counterfactual, min(recipe.safety_counterfactual_pairs, len(counterfactual)))
+    if recipe.on_policy_data:
+        pairs += [replace(pair, source="on_policy") for pair in criterion_pairs(resolve_data(recipe.on_policy_data))]
     rng.shuffle(pairs)
     if not pairs:
         raise ValueError(f"{recipe.train_data}: no criterion-level preference pairs (are there labels?)")

@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from promedical.bench.datasets import BenchDataError, load_bench
 from promedical.bench.prompts import TEMPLATE_HASH
 from tests.conftest import DATA
 
-SHIPPED = ["demo-rm", "smoke-rm", "smoke-sft", "smoke-grpo", "qwen3-8b-rm", "qwen3-8b-grpo"]
+SHIPPED = ["demo-rm", "smoke-rm", "smoke-sft", "smoke-grpo", "smoke-grpo-rm", "qwen3-8b-rm", "qwen3-8b-grpo"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -215,13 +216,23 @@ def test_quick_reproduction_end_to_end(tmp_path):
     report = (tmp_path / "reproduce_report.md").read_text()
     assert "+22.3" in report and "different scale" in report
     runs = sorted(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
-    assert len(runs) == 3 * 3 + 2 and all(read_results(r) for r in runs), "3 judges × 3 benches, 2 policies"
-    assert summary["grpo"]["steps"] == QUICK.grpo_steps and summary["grpo_judge"] == "world"
+    assert len(runs) == 3 * 3 + 2 * 3 and all(read_results(r) for r in runs), "3 judges × 3 benches, 3 policies × 2"
+    assert summary["reward_model"]["pairs_by_source"]["on_policy"] > 0, "the warm-up policy's own answers"
+    on_policy = load_bench(str(tmp_path / "data" / "on_policy.jsonl"))
+    assert on_policy and all(item.id.endswith("-on-policy") for item in on_policy)
+    grpo = summary["grpo"]
+    assert grpo["grpo_rm"]["judge"] == f"rm:{tmp_path / 'models' / 'smoke-rm-synthetic'}"
+    assert grpo["grpo_world"]["judge"] == "world"
+    assert all(g["steps"] == QUICK.grpo_steps and g["violation_rate_last"] is not None for g in grpo.values())
     assert (tmp_path / "models" / "sft" / "base" / "config.json").exists(), "the fresh tiny policy is kept"
-    assert summary["sft"]["final_loss"] is not None and summary["grpo"]["violation_rate_last"] is not None
-    truth = summary["policy"]["ground_truth"]
-    assert set(truth) == {"sft", "grpo"} and all(0 <= t["safety_compliance"] <= 1 for t in truth.values())
-    assert "Ground truth by construction" in report
+    assert summary["sft"]["final_loss"] is not None
+    assert set(summary["policy"]) == {"heldout_prompts", "heldout_scenarios"}
+    for data in summary["policy"].values():
+        assert set(data["metrics"]) == set(data["answers"]) == {"sft", "grpo_rm", "grpo_world"}
+        assert all(0 <= a["repeated_sentences"] <= 1 and a["answers"] == QUICK.policy_eval_items
+                   for a in data["answers"].values())
+        assert all(read_results(Path(r)).config["judge"] == "world" for r in data["runs"])
+    assert "oracle-reward control" in report and "heldout_scenarios" in report
     assert set(summary["judge"]) == {"sample", "test", "synthetic_heldout"}
     assert (tmp_path / "models" / "zero-shot" / "promedical_embedding.json").exists()
     assert set(summary["judge"]["test"]["met_share"]) == {"zero_shot", "base", "trained"}

@@ -38,7 +38,7 @@ def test_a_wrong_recipe_name_lists_only_recipes(capsys):
     assert main(["train-rm", "--recipe", "no-such-recipe"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == ("error: no-such-recipe: no such recipe file or shipped recipe (shipped: demo-rm, "
-                           "qwen3-8b-grpo, qwen3-8b-rm, smoke-grpo, smoke-rm, smoke-sft)")
+                           "qwen3-8b-grpo, qwen3-8b-rm, smoke-grpo, smoke-grpo-rm, smoke-rm, smoke-sft)")
 
 
 def test_list_benches_counts_the_items_of_each_bundled_bench(capsys):

@@ -117,11 +117,13 @@ def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None
 
     if recipe == "smoke":
         if dry_run:
-            for name in ("smoke-rm", "smoke-sft", "smoke-grpo"):
+            for name in ("smoke-sft", "smoke-rm", "smoke-grpo-rm", "smoke-grpo"):
                 load_recipe(name).trl_config(check_only=True)
-            click.echo("smoke recipes are valid; the plan: train-rm smoke-rm → judge track base vs trained "
-                       "(sample + synthetic held-out) → train-sft smoke-sft (builds a fresh tiny policy) → "
-                       "train-grpo smoke-grpo → policy track before/after")
+            click.echo("smoke recipes are valid; the plan: train-sft smoke-sft (builds a fresh tiny policy) → "
+                       "its sampled answers, labelled by the synthetic world → train-rm smoke-rm (with them) → "
+                       "judge track zero-shot / untrained head / trained (sample, test, synthetic held-out) → "
+                       "train-grpo smoke-grpo-rm (reward model reward) and smoke-grpo (oracle control) → "
+                       "policy track before/after, graded by the world")
             return
         reproduce_smoke(output_dir, log=lambda message: click.echo(message, err=True))
         click.echo((output_dir / "reproduce_report.md").read_text())

@@ -75,6 +75,21 @@ def world_verdicts(item: BenchItem, text: str) -> dict[str, bool]:
     return verdicts
 
 
+def world_labelled(item: BenchItem, texts: list[str], item_id: str) -> BenchItem:
+    """``item`` (synthetic) with ``texts`` as its candidate responses, labelled by :func:`world_verdicts`:
+    pointwise per criterion, and pairwise for every two responses — e.g. a policy's own sampled answers as
+    reward-model training data, the analogue of the paper's candidate responses labelled against rubrics."""
+    responses = [Response(id=f"r{k + 1}", text=text) for k, text in enumerate(texts)]
+    verdicts = [world_verdicts(item, text) for text in texts]
+    pointwise = [PointwiseLabel(response=r.id, criterion=c.id, met=v[c.id])
+                 for r, v in zip(responses, verdicts, strict=True) for c in item.rubric]
+    pairwise = [PairwiseLabel(criterion=c.id, a=ra.id, b=rb.id, preferred=preference(va[c.id], vb[c.id]))
+                for c in item.rubric
+                for (ra, va), (rb, vb) in itertools.combinations(zip(responses, verdicts, strict=True), 2)]
+    return BenchItem.model_validate({**item.model_dump(), "id": item_id, "responses": responses,
+                                     "labels": Labels(pointwise=pointwise, pairwise=pairwise)})
+
+
 def safety_counterfactuals(item: BenchItem, rng: random.Random) -> list[tuple[Criterion, str, str]]:
     """Minimal pairs for the safety criteria of a synthetic item: for every response that violates one,
     (criterion, the same response with its violating sentence replaced by one of the criterion's safe
