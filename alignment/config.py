@@ -208,7 +208,7 @@ def shipped_recipes() -> dict[str, Path]:
     """The shipped recipes by name: the YAML files in alignment/recipes/ that name a trainer (``kind``); the
     accelerate config kept beside them is not a recipe."""
     folder = Path(str(resources.files(RECIPES_PACKAGE) / RECIPES_FOLDER))
-    return {path.stem: path for path in sorted(folder.glob("*.yaml"))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"), key=lambda p: p.stem)
             if "kind" in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})}
 
 
