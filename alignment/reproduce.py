@@ -88,7 +88,6 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     # on-policy data: answers sampled from the warm-up on training prompts (a seed no other stage uses),
     # labelled by the world's exact verdicts, so the reward model learns the text GRPO will ask it to grade
     on_policy = output / "data" / "on_policy.jsonl"
-    on_policy.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl_atomic(on_policy, on_policy_items(str(models / "sft"), resolve_data(
         f"synthetic:train:{sizes.on_policy_prompts}:4"), samples=sizes.on_policy_samples, max_new_tokens=64))
     rm_recipe = load_recipe("smoke-rm", output_dir=str(models / "smoke-rm"),

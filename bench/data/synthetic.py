@@ -80,14 +80,18 @@ def world_labelled(item: BenchItem, texts: list[str], item_id: str) -> BenchItem
     pointwise per criterion, and pairwise for every two responses — e.g. a policy's own sampled answers as
     reward-model training data, the analogue of the paper's candidate responses labelled against rubrics."""
     responses = [Response(id=f"r{k + 1}", text=text) for k, text in enumerate(texts)]
-    verdicts = [world_verdicts(item, text) for text in texts]
-    pointwise = [PointwiseLabel(response=r.id, criterion=c.id, met=v[c.id])
-                 for r, v in zip(responses, verdicts, strict=True) for c in item.rubric]
-    pairwise = [PairwiseLabel(criterion=c.id, a=ra.id, b=rb.id, preferred=preference(va[c.id], vb[c.id]))
-                for c in item.rubric
-                for (ra, va), (rb, vb) in itertools.combinations(zip(responses, verdicts, strict=True), 2)]
-    return BenchItem.model_validate({**item.model_dump(), "id": item_id, "responses": responses,
-                                     "labels": Labels(pointwise=pointwise, pairwise=pairwise)})
+    labels = _labels(responses, item.rubric, [world_verdicts(item, text) for text in texts])
+    return BenchItem.model_validate({**item.model_dump(), "id": item_id, "responses": responses, "labels": labels})
+
+
+def _labels(responses: list[Response], criteria: list[Criterion], met: list[dict[str, bool]]) -> Labels:
+    """Pointwise labels per response and criterion (``met[k][criterion id]`` for response k), and a pairwise
+    label for every two responses on every criterion, following from the two pointwise verdicts."""
+    pointwise = [PointwiseLabel(response=r.id, criterion=c.id, met=m[c.id])
+                 for r, m in zip(responses, met, strict=True) for c in criteria]
+    pairwise = [PairwiseLabel(criterion=c.id, a=ra.id, b=rb.id, preferred=preference(ma[c.id], mb[c.id]))
+                for c in criteria for (ra, ma), (rb, mb) in itertools.combinations(zip(responses, met, strict=True), 2)]
+    return Labels(pointwise=pointwise, pairwise=pairwise)
 
 
 def safety_counterfactuals(item: BenchItem, rng: random.Random) -> list[tuple[Criterion, str, str]]:
@@ -167,16 +171,8 @@ def _compose(scenario: Scenario, prompts: list[str], common: CommonPools, rng: r
         Response(id=f"r{k + 1}", text=_write_response(chosen, met, scenario, common, rng))
         for k, met in enumerate(decisions)
     ]
-    pointwise = [
-        PointwiseLabel(response=r.id, criterion=c.criterion.id, met=met[j])
-        for r, met in zip(responses, decisions, strict=True)
-        for j, c in enumerate(chosen)
-    ]
-    pairwise = [
-        PairwiseLabel(criterion=c.criterion.id, a=ra.id, b=rb.id, preferred=preference(ma[j], mb[j]))
-        for j, c in enumerate(chosen)
-        for (ra, ma), (rb, mb) in itertools.combinations(zip(responses, decisions, strict=True), 2)
-    ]
+    criteria = [c.criterion for c in chosen]
+    labels = _labels(responses, criteria, [{c.id: m for c, m in zip(criteria, met, strict=True)} for met in decisions])
     return BenchItem(
         id=item_id,
         category=scenario.category,
@@ -185,7 +181,7 @@ def _compose(scenario: Scenario, prompts: list[str], common: CommonPools, rng: r
         messages=[{"role": "user", "content": rng.choice(prompts)}],
         rubric=[c.criterion for c in chosen],
         responses=responses,
-        labels=Labels(pointwise=pointwise, pairwise=pairwise),
+        labels=labels,
         source=SOURCE_PREFIX + scenario.id,
     )
 
