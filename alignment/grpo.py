@@ -98,7 +98,8 @@ def train_grpo(recipe: GRPORecipe) -> dict[str, Any]:
     require_training_extras(use_vllm=recipe.use_vllm)
     items = resolve_data(recipe.prompts)
     source = resolve_model_source(recipe.policy_model)
-    judge = build_judge(recipe.judge, ModelOptions(device="auto", batch_size=recipe.judge_batch_size))
+    judge = build_judge(recipe.judge, ModelOptions(device="auto", dtype=recipe.judge_dtype,
+                                                   batch_size=recipe.judge_batch_size))
     reward = VetoReward(judge, recipe.alpha, recipe.beta, recipe.lam, recipe.scenario_weights)
     trainer = GRPOTrainer(model=source, reward_funcs=[reward], args=recipe.trl_config(),
                           train_dataset=prompt_dataset(items), processing_class=load_tokenizer(source))

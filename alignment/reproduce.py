@@ -28,6 +28,10 @@ from promedical.bench.io import write_jsonl_atomic, write_text_atomic
 from promedical.bench.models.reward import RM_CALIBRATION_FILE
 from promedical.bench.runner import RunConfig, run
 
+#: The dtype every MiniLM judge of the smoke run scores in: the reward model trained in bf16 autocast, and
+#: bf16 scoring is ~1.7x faster than float32 on CPUs with native bf16 (σ(r) moves by < 0.001).
+JUDGE_DTYPE = "bfloat16"
+
 #: The paper's headline gains of ProMedical-RM (Qwen3) over untrained Qwen3-8B as a judge, in points.
 PAPER_GAINS = {"overall_accuracy": 22.3, "pairwise_safety_accuracy": 21.7}
 
@@ -40,18 +44,19 @@ class SmokeSizes:
     rm_pairs: int | None = None  # None: the smoke-rm recipe's numbers of pairs of each kind
     on_policy_prompts: int = 150  # training prompts the warm-up policy answers for the reward model's data
     on_policy_samples: int = 4  # answers sampled per prompt (temperature 1)
+    policy_calibration_prompts: int = 40  # prompts answered for the GRPO reward's thresholds, and again for a dev bench
     heldout_items: int = 60
     synthetic_calibration_items: int = 60  # pick thresholds for synthetic-world text (not the RM's training items)
     sft_items: int | None = None  # None: smoke-sft.yaml's data; else a quarter of them on the held-out prompts
     grpo_prompts: int | None = None  # None: smoke-grpo.yaml's prompts and steps
     grpo_steps: int | None = None
     policy_eval_items: int = 100
-    sample_limit: int | None = None
+    test_limit: int | None = None
 
 
-QUICK = SmokeSizes(rm_items=40, rm_pairs=60, on_policy_prompts=6, on_policy_samples=2, heldout_items=6,
-                   synthetic_calibration_items=4, sft_items=30, grpo_prompts=8, grpo_steps=2, policy_eval_items=4,
-                   sample_limit=4)
+QUICK = SmokeSizes(rm_items=40, rm_pairs=60, on_policy_prompts=6, on_policy_samples=2, policy_calibration_prompts=4,
+                   heldout_items=6, synthetic_calibration_items=4, sft_items=30, grpo_prompts=8, grpo_steps=2,
+                   policy_eval_items=4, test_limit=4)
 
 
 def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callable[[str], None] = print
@@ -59,10 +64,11 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     """Run the smoke reproduction into ``output``; returns the summary that the report is written from."""
     from promedical.alignment.grpo import train_grpo, train_sft
     from promedical.alignment.on_policy import on_policy_items
-    from promedical.alignment.rm import calibrated_view, save_base_reward_model, train_reward_model
+    from promedical.alignment.rm import calibrated_view, train_reward_model
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.metrics import constant_floor
+    from promedical.bench.metrics import pointwise_auc
     from promedical.bench.models.embedding import calibrated_encoder
+    from promedical.bench.models.loading import ModelOptions
     from promedical.bench.results import JudgeSample, read_samples
 
     output = Path(output)
@@ -85,64 +91,80 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     timings["sft"] = time.perf_counter() - start
 
     start = stage("2/5 reward model: synthetic preference pairs and the warm-up policy's own answers")
-    # on-policy data: answers sampled from the warm-up on training prompts (a seed no other stage uses),
-    # labelled by the world's exact verdicts, so the reward model learns the text GRPO will ask it to grade
-    on_policy = output / "data" / "on_policy.jsonl"
-    write_jsonl_atomic(on_policy, on_policy_items(str(models / "sft"), resolve_data(
-        f"synthetic:train:{sizes.on_policy_prompts}:4"), samples=sizes.on_policy_samples, max_new_tokens=64))
+    # on-policy data: answers sampled from the warm-up on training prompts, labelled by the world's exact
+    # verdicts, so the reward model learns the text GRPO will ask it to grade. Three disjoint sets of
+    # training prompts (seeds no other stage uses): training pairs, the thresholds of the reward that GRPO
+    # gets, and a dev bench that shows how well the reward model reads the policy's text.
+    def sampled(prompts: int, seed: int, name: str) -> Path:
+        path = output / "data" / f"{name}.jsonl"
+        write_jsonl_atomic(path, on_policy_items(str(models / "sft"), resolve_data(f"synthetic:train:{prompts}:{seed}"),
+                                                 samples=sizes.on_policy_samples, max_new_tokens=64, seed=seed))
+        return path
+
+    on_policy = sampled(sizes.on_policy_prompts, 4, "on_policy")
+    policy_calibration = sampled(sizes.policy_calibration_prompts, 5, "on_policy_calibration")
+    on_policy_dev = sampled(sizes.policy_calibration_prompts, 8, "on_policy_dev")
+    timings["on_policy_sampling"] = time.perf_counter() - start
     rm_recipe = load_recipe("smoke-rm", output_dir=str(models / "smoke-rm"),
                             train_data=f"synthetic:train:{sizes.rm_items}:0", max_pairs=sizes.rm_pairs,
                             criterion_contrast_pairs=sizes.rm_pairs, safety_counterfactual_pairs=sizes.rm_pairs,
                             on_policy_data=str(on_policy))
     summary["reward_model"] = train_reward_model(rm_recipe)
-    save_base_reward_model("minilm", models / "base-rm", seed=rm_recipe.seed,
-                           calibration_data=rm_recipe.calibration_data)  # the base gets the same threshold rule
-    # The recipe's threshold fits hand-written text; synthetic-world text (the held-out bench, the policy's
-    # answers) gets the same weights with a threshold picked on synthetic items the RM did not train on.
+    # The recipe's thresholds fit hand-written text; the same weights get thresholds picked on the text they
+    # will judge: composed synthetic items the RM did not train on (the synthetic held-out bench), and the
+    # warm-up policy's answers to other training prompts (GRPO's reward).
     synthetic_calibration = f"synthetic:train:{sizes.synthetic_calibration_items}:3"
     calibration_items = resolve_data(synthetic_calibration)
-    for name in ("base-rm", "smoke-rm"):
-        calibrated_view(models / name, models / f"{name}-synthetic", calibration_items, synthetic_calibration)
+    calibrated_view(models / "smoke-rm", models / "smoke-rm-synthetic", calibration_items, synthetic_calibration,
+                    JUDGE_DTYPE)
+    calibrated_view(models / "smoke-rm", models / "smoke-rm-policy", resolve_data(str(policy_calibration)),
+                    "the warm-up policy's answers to synthetic:train:"
+                    f"{sizes.policy_calibration_prompts}:5, labelled by the world", JUDGE_DTYPE, rule="separating")
     # the untrained base as a zero-shot judge: the same MiniLM, criterion-response similarity, cuts per type
     # fitted on the same calibration items as the trained model's thresholds (bench/models/embedding.py)
-    encoder = resolve_model_source("minilm")
+    encoder, options = resolve_model_source("minilm"), ModelOptions(dtype=JUDGE_DTYPE)
     calibrated_encoder(encoder, models / "zero-shot", resolve_data(rm_recipe.calibration_data),
-                       rm_recipe.calibration_data)
-    calibrated_encoder(encoder, models / "zero-shot-synthetic", calibration_items, synthetic_calibration)
+                       rm_recipe.calibration_data, options)
+    calibrated_encoder(encoder, models / "zero-shot-synthetic", calibration_items, synthetic_calibration, options)
     summary["synthetic_calibration"] = synthetic_calibration
     summary["policy_judge_constant_verdicts"] = json.loads(
-        (models / "smoke-rm-synthetic" / RM_CALIBRATION_FILE).read_text())["constant_verdicts"]
-    timings["reward_model"] = time.perf_counter() - start
+        (models / "smoke-rm-policy" / RM_CALIBRATION_FILE).read_text())["constant_verdicts"]
+    timings["reward_model"] = time.perf_counter() - start - timings["on_policy_sampling"]
 
-    start = stage("3/5 judge track: zero-shot base, untrained head and trained reward model")
+    start = stage("3/5 judge track: zero-shot base and trained reward model")
     heldout = output / "data" / "synthetic_heldout.jsonl"
     write_jsonl_atomic(heldout, synthesize(sizes.heldout_items, seed=7, split="heldout"))
     summary["judge"] = {}
-    judges = {"zero_shot": "embed:{models}/zero-shot{suffix}", "base": "{models}/base-rm{suffix}",
-              "trained": "{models}/smoke-rm{suffix}"}
-    for bench_name, bench, suffix in (("sample", "sample", ""), ("test", "test", ""),
-                                      ("synthetic_heldout", str(heldout), "-synthetic")):
+    judges = {"zero_shot": "embed:{models}/zero-shot{suffix}", "trained": "{models}/smoke-rm{suffix}"}
+    for bench_name, bench, suffix in (("test", "test", ""), ("synthetic_heldout", str(heldout), "-synthetic")):
         outcomes = {name: run(RunConfig(model=spec.format(models=models, suffix=suffix), bench=bench,
-                                        output_dir=runs, limit=sizes.sample_limit if bench != str(heldout) else None,
-                                        progress=False))
+                                        output_dir=runs, limit=sizes.test_limit if bench == "test" else None,
+                                        dtype=JUDGE_DTYPE, progress=False))
                     for name, spec in judges.items()}
         comparison = compare_runs(outcomes["zero_shot"].run_dir, outcomes["trained"].run_dir, seed=0)
         summary["judge"][bench_name] = {
             **{name: outcome.results.tracks["judge"].metrics for name, outcome in outcomes.items()},
             "met_share": {name: outcome.results.tracks["judge"].met_share for name, outcome in outcomes.items()},
-            "floor": constant_floor([s for s in read_samples(outcomes["trained"].run_dir)
-                                     if isinstance(s, JudgeSample)]),
+            "floor": _floor(outcomes["trained"].run_dir),
             "gain": comparison["tracks"]["judge"]["differences"],
             "paired_test": comparison["tracks"]["judge"]["paired_test"],
             "runs": [str(o.run_dir) for o in outcomes.values()],
         }
+    # how the reward GRPO gets reads the policy's own text: its thresholds' view on other sampled answers
+    reading = run(RunConfig(model=str(models / "smoke-rm-policy"), bench=str(on_policy_dev), output_dir=runs,
+                            dtype=JUDGE_DTYPE, progress=False))
+    summary["policy_reward_reading"] = {
+        "metrics": reading.results.tracks["judge"].metrics, "floor": _floor(reading.run_dir),
+        "auc": pointwise_auc([s for s in read_samples(reading.run_dir) if isinstance(s, JudgeSample)]),
+        "met_share": reading.results.tracks["judge"].met_share, "run": str(reading.run_dir),
+        "bench": f"the warm-up policy's answers to synthetic:train:{sizes.policy_calibration_prompts}:8"}
     timings["judge"] = time.perf_counter() - start
 
     start = stage("4/5 safety-veto GRPO: rewarded by the reward model, and by the world's verdicts (control)")
     grpo_prompts = None if sizes.grpo_prompts is None else f"synthetic:train:{sizes.grpo_prompts}:2"
     grpo_recipes = {
         "grpo_rm": load_recipe("smoke-grpo-rm", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
-                               prompts=grpo_prompts, judge=f"rm:{models / 'smoke-rm-synthetic'}",
+                               prompts=grpo_prompts, judge=f"rm:{models / 'smoke-rm-policy'}",
                                output_dir=str(models / "grpo-rm")),
         "grpo_world": load_recipe("smoke-grpo", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
                                   prompts=grpo_prompts, output_dir=str(models / "grpo-world")),
@@ -176,6 +198,14 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     write_text_atomic(output / "reproduce_report.md", [smoke_report(summary)])
     write_text_atomic(output / "reproduce_summary.json", [json.dumps(summary, indent=2, default=_plain) + "\n"])
     return summary
+
+
+def _floor(run_dir: Path) -> dict[str, float | None]:
+    """The constant floor of a judge run: the majority gold label per mode and criterion type."""
+    from promedical.bench.metrics import constant_floor
+    from promedical.bench.results import JudgeSample, read_samples
+
+    return constant_floor([s for s in read_samples(run_dir) if isinstance(s, JudgeSample)])
 
 
 def answer_statistics(run_dir: Path) -> dict[str, float]:
@@ -217,35 +247,40 @@ def smoke_report(summary: dict[str, Any]) -> str:
              "with safety-veto GRPO. **These numbers are on a different scale from the paper's** (different "
              "model sizes, data and bench); the paper's gains are shown only for orientation.", "",
              "## Judge track: trained reward model vs its untrained base", "",
-             "Three judges on the same MiniLM encoder: **zero-shot** (the untrained encoder as a judge: "
+             "Two judges on the same MiniLM encoder: **zero-shot** (the untrained encoder as a judge: "
              "cosine similarity between criterion and response, one logistic cut per criterion type; "
-             "`embed:`), **untrained head** (the reward-model code path with a fresh random scalar head, "
-             "calibrated the same way) and **trained** (the smoke reward model). Every cut and threshold was "
-             f"picked on `{summary['reward_model']['calibration_data']}` for hand-written text (sample, test) "
-             f"and on `{summary['synthetic_calibration']}` for synthetic-world text (the held-out bench and the "
-             "policy's answers). The constant floor always gives the majority gold label of each mode and criterion "
-             "type (it knows the label frequencies of the bench judged). `test` is the locked hand-written test "
-             "set: no setting of any recipe was chosen "
-             "on it; `sample` is the demo and regression set that earlier settings were chosen on "
-             "(docs/alignment.md). The gain is trained − zero-shot, paired over items.", ""]
+             "`embed:`) and **trained** (the smoke reward model). Every cut and threshold was picked on "
+             f"`{summary['reward_model']['calibration_data']}` for hand-written text (test) and on "
+             f"`{summary['synthetic_calibration']}` for composed synthetic-world text (the held-out bench). The "
+             "constant floor always gives the majority gold label of each mode and criterion type (it knows the "
+             "label frequencies of the bench judged). `test` is the locked hand-written test set: no setting of "
+             "any recipe was chosen on it (docs/alignment.md). `synthetic_heldout`: composed responses in "
+             "scenarios no training data holds. The gain is trained − zero-shot, paired over items.", ""]
     for bench, data in summary["judge"].items():
-        lines += [f"### {bench}", "", "| metric | constant floor | zero-shot | untrained head | trained | gain over "
-                  "zero-shot, pp (paired 95% CI) | paper's gain, pp |", "|---|---|---|---|---|---|---|"]
-        for name in ("overall_accuracy", "pairwise_safety_accuracy", "pointwise_proficiency_accuracy",
-                     "pointwise_excellence_accuracy", "pointwise_safety_accuracy", "pairwise_proficiency_accuracy",
-                     "veto_recall", "veto_f1"):
+        lines += [f"### {bench}", "", "| metric | constant floor | zero-shot | trained | gain over zero-shot, pp "
+                  "(paired 95% CI) | paper's gain, pp |", "|---|---|---|---|---|---|"]
+        for name in JUDGE_METRICS:
             paper = f"{PAPER_GAINS[name]:+.1f} (Qwen3-8B scale)" if name in PAPER_GAINS else ""
-            floor = data["floor"].get(name)
-            lines.append(f"| {name} | {'n/a' if floor is None else f'{100 * floor:.1f}'} | "
-                         f"{_pct(data['zero_shot'][name])} | {_pct(data['base'][name])} | "
+            lines.append(f"| {name} | {_floor_cell(data['floor'], name)} | {_pct(data['zero_shot'][name])} | "
                          f"{_pct(data['trained'][name])} | {_pp(data['gain'][name])} | {paper} |")
         test = data["paired_test"]
         lines += ["", f"{test['name'].capitalize()} on per-item correct decisions: p = {test['p_value']:.3g} "
                   f"({test['items']} items).", "", *_met_share_lines(data["met_share"]), ""]
+    reading = summary["policy_reward_reading"]
+    auc = ", ".join(f"{kind} {'n/a' if value is None else f'{value:.3f}'}" for kind, value in reading["auc"].items())
+    lines += ["### The reward GRPO gets, reading the policy's own text", "",
+              "The trained reward model with the thresholds GRPO's reward uses (picked on other sampled answers "
+              "by the separating rule, the cut that maximises true- minus false-positive rate), judging "
+              f"{reading['bench']} (a dev set: training scenarios, labelled by the world). The area under the ROC "
+              "curve of its pointwise scores says how well they rank whatever the threshold (0.5 = chance): "
+              f"{auc}.", "",
+              "| metric | constant floor | reward model |", "|---|---|---|",
+              *[f"| {name} | {_floor_cell(reading['floor'], name)} | {_pct(reading['metrics'][name])} |"
+                for name in JUDGE_METRICS], "", *_met_share_lines({"reward model": reading["met_share"]}), ""]
     lines += ["## Policy track: before vs after safety-veto GRPO", "",
               "A fresh tiny policy (supervised warm-up on synthetic-world responses, standing in for pretraining), "
               "then GRPO with the veto reward. **Headline**: GRPO rewarded by the trained reward model "
-              f"(`{summary['grpo']['grpo_rm']['judge']}`, with the threshold fitted for synthetic-world text); "
+              f"(`{summary['grpo']['grpo_rm']['judge']}`, with thresholds fitted on the warm-up's sampled answers); "
               "**oracle-reward control**: the same GRPO rewarded by the world's exact verdicts. Every policy is "
               "graded by the world's exact verdicts, independent of the reward model, on prompts that neither "
               "GRPO nor the reward model trained on. `heldout_prompts`: the held-out prompt wording of each "
@@ -279,6 +314,15 @@ def smoke_report(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+JUDGE_METRICS = ("overall_accuracy", "pairwise_safety_accuracy", "pointwise_proficiency_accuracy",
+                 "pointwise_excellence_accuracy", "pointwise_safety_accuracy", "pairwise_proficiency_accuracy",
+                 "veto_recall", "veto_f1")
+
+
+def _floor_cell(floor: dict[str, float | None], name: str) -> str:
+    return "n/a" if floor.get(name) is None else f"{100 * floor[name]:.1f}"
+
+
 def _met_share_lines(shares: dict[str, dict[str, float] | None]) -> list[str]:
     """Each judge's share of "met" verdicts per criterion type, flagging a type given one verdict."""
     from promedical.bench.metrics import ONE_VERDICT_SHARE, one_verdict_types
@@ -294,13 +338,13 @@ def _met_share_lines(shares: dict[str, dict[str, float] | None]) -> list[str]:
 
 
 def _blind_safety_note(constant: dict[str, str]) -> list[str]:
-    """A paragraph when the rewarding reward model's safety threshold called every synthetic calibration
-    instance "met", i.e. its safety verdicts in GRPO's reward are blind."""
+    """A paragraph when the rewarding reward model's safety threshold called every calibration instance (the
+    warm-up's sampled answers) "met", i.e. its safety verdicts in GRPO's reward are blind."""
     if constant.get("safety") != "met":
         return []
-    return ["**The reward model cannot see violations here.** On its synthetic calibration items its safety "
-            "threshold judged every instance \"met\": its safety scores did not separate violations there, so "
-            "the reward it gave GRPO carried no veto.", ""]
+    return ["**The reward model cannot see violations here.** On the sampled answers its thresholds were picked "
+            "on, its safety threshold judged every instance \"met\": no cut of its safety scores separated "
+            "violations there, so the reward it gave GRPO carried no veto.", ""]
 
 
 def qwen3_8b_plan(output: Path, preference_data: str, prompts: str, bench: str) -> list[list[str]]:

@@ -27,7 +27,7 @@ from promedical.alignment.extras import require_training_extras
 from promedical.bench.instances import labelled_instances
 from promedical.bench.io import write_text_atomic
 from promedical.bench.judging import PointwiseQuery
-from promedical.bench.models.loading import load_tokenizer
+from promedical.bench.models.loading import ModelOptions, load_tokenizer
 from promedical.bench.models.reward import (
     RM_CALIBRATION_FILE,
     RewardModelJudge,
@@ -132,6 +132,14 @@ def safety_counterfactual_pairs(items: Sequence[BenchItem], rng: random.Random) 
             for criterion, safe, violating in safety_counterfactuals(item, rng)]
 
 
+def on_policy_pairs(items: Sequence[BenchItem], rng: random.Random) -> list[CriterionPair]:
+    """Pairs from a policy's own labelled answers (``on_policy`` source): every criterion pair they give, and
+    the minimal safety pair of every violating answer, so that the model learns to see a violation in the
+    policy's text whatever the answer's length and other sentences."""
+    return [replace(pair, source="on_policy")
+            for pair in criterion_pairs(items) + safety_counterfactual_pairs(items, rng)]
+
+
 def split_items(items: Sequence[BenchItem], dev_fraction: float, seed: int) -> tuple[list[BenchItem], list[BenchItem]]:
     """Train and dev items (split by item, seeded), the dev part for threshold calibration."""
     order = list(items)
@@ -174,16 +182,43 @@ def calibrate_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[f
     return threshold, float(np.mean((clipped >= threshold) == labels))
 
 
-def calibrate_thresholds(scores: Sequence[float], met: Sequence[bool], types: Sequence[str]
+def separating_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[float, float]:
+    """The threshold on σ(r) that maximises the true-positive minus the false-positive rate (Youden's J), and
+    the pointwise accuracy it gives; the majority label when no cut does better than none.
+
+    The rule for a reward's thresholds: TPR − FPR is the expected gap in a criterion's reward term between
+    a completion that meets it and one that does not, which is what GRPO's group-relative advantages act
+    on. Platt's accuracy-maximising cut gives one verdict to every instance where the labels are skewed and
+    the scores overlap (e.g. 10% violations), and a reward that never changes teaches nothing."""
+    from sklearn.metrics import roc_curve
+
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(met, dtype=bool)
+    threshold = 0.0 if labels.mean() >= 0.5 else 1.0 + 1e-9
+    if 0 < labels.sum() < len(labels):
+        fpr, tpr, cuts = roc_curve(labels, scores)
+        best = int(np.argmax(tpr - fpr))
+        if tpr[best] - fpr[best] > 0:
+            threshold = float(cuts[best])
+    return threshold, float(np.mean((scores >= threshold) == labels))
+
+
+#: How a threshold is picked from labelled scores: ``platt`` for judging (accuracy), ``separating`` for a
+#: reward (the largest gap between met and unmet, :func:`separating_threshold`).
+THRESHOLD_RULES = {"platt": calibrate_threshold, "separating": separating_threshold}
+
+
+def calibrate_thresholds(scores: Sequence[float], met: Sequence[bool], types: Sequence[str], rule: str = "platt"
                          ) -> tuple[dict[str, float], float]:
-    """One :func:`calibrate_threshold` per criterion type, and the pointwise accuracy they give together.
+    """One threshold per criterion type by ``rule`` (:data:`THRESHOLD_RULES`), and the pointwise accuracy they
+    give together.
 
     Types differ in how often they are met (most safety criteria are respected) and the reward model may
     place them at different offsets, so each gets its own cut; a type absent from the calibration items
     gets the cut fitted on all of them."""
+    pick = THRESHOLD_RULES[rule]
     scores, met, types = np.asarray(scores, dtype=float), np.asarray(met, dtype=bool), np.asarray(types)
-    pooled, _ = calibrate_threshold(scores, met)
-    thresholds = {kind: calibrate_threshold(scores[types == kind], met[types == kind])[0]
+    pooled, _ = pick(scores, met)
+    thresholds = {kind: pick(scores[types == kind], met[types == kind])[0]
                   if (types == kind).any() else pooled for kind in CRITERION_TYPES}
     cuts = np.array([thresholds[kind] for kind in types])
     return thresholds, float(np.mean((scores >= cuts) == met))
@@ -215,49 +250,47 @@ def load_base_model(source: str, seed: int, layers: int | None = None):
     return model, tokenizer, set(loading["missing_keys"])
 
 
-def save_base_reward_model(source: str, output: str | Path, seed: int = 0, calibration_data: str | None = None
-                           ) -> Path:
+def save_base_reward_model(source: str, output: str | Path, seed: int = 0) -> Path:
     """Save the untrained starting point (same backbone, fresh head) as a reward-model checkpoint, so the
-    base can be judged with exactly the code path of the trained model — calibrated on the same data when
-    the trained one was calibrated on ``calibration_data``."""
+    base can be judged or timed with exactly the code path of the trained model."""
     model, tokenizer, _ = load_base_model(resolve_model_source(source), seed)
     output = Path(output)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    if calibration_data:
-        write_calibration(output, resolve_data(calibration_data), calibration_data)
     return output
 
 
-def calibrated_view(model_dir: str | Path, output: str | Path, items: Sequence[BenchItem], source: str) -> Path:
+def calibrated_view(model_dir: str | Path, output: str | Path, items: Sequence[BenchItem], source: str,
+                    dtype: str = "auto", rule: str = "platt") -> Path:
     """The reward model of ``model_dir`` under ``output`` (relative symlinks to its files) with its own
-    thresholds picked on ``items``: one checkpoint that judges two kinds of text needs thresholds for each
-    (see :func:`write_calibration`)."""
+    thresholds picked on ``items`` by ``rule``, scored in ``dtype``: one checkpoint that judges two kinds of
+    text, or serves as a judge and as a reward, needs thresholds for each (see :func:`write_calibration`)."""
     model_dir, output = Path(model_dir), Path(output)
     output.mkdir(parents=True, exist_ok=True)
     for file in model_dir.iterdir():
         if file.is_file() and file.name not in (RM_CALIBRATION_FILE, "README.md"):
             (output / file.name).symlink_to(os.path.relpath(file.resolve(), output.resolve()))
-    write_calibration(output, items, source)
+    write_calibration(output, items, source, dtype, rule)
     return output
 
 
-def write_calibration(model_dir: Path, items: Sequence[BenchItem], source: str) -> tuple[dict[str, float], float]:
-    """Pick the thresholds on σ(r) on labelled ``items`` (:func:`calibrate_thresholds`, one per criterion
-    type) and save them with the template hash in the file ``run`` reads; returns (thresholds, pointwise
-    accuracy there).
+def write_calibration(model_dir: Path, items: Sequence[BenchItem], source: str, dtype: str = "auto",
+                      rule: str = "platt") -> tuple[dict[str, float], float]:
+    """Pick the thresholds on σ(r) on labelled ``items`` (:func:`calibrate_thresholds` by ``rule``, one per
+    criterion type), scoring them in ``dtype`` (the one the model will judge in), and save them with the
+    template hash in the file ``run`` reads; returns (thresholds, pointwise accuracy there).
 
     Bradley–Terry pairs compare instances of one item only, so r is defined up to an offset per item, and a
     threshold is only as good as the likeness of these items to the items it will judge."""
     queries, met = pointwise_queries(items)
-    judge = RewardModelJudge(str(model_dir), threshold=0.5)  # only the scores are used: they pick the threshold
+    judge = RewardModelJudge(str(model_dir), ModelOptions(dtype=dtype), threshold=0.5)  # scores pick the threshold
     scores, types = [v.score for v in judge.pointwise(queries)], [q.criterion.type for q in queries]
-    thresholds, accuracy = (calibrate_thresholds(scores, met, types) if queries
+    thresholds, accuracy = (calibrate_thresholds(scores, met, types, rule) if queries
                             else (dict.fromkeys(CRITERION_TYPES, 0.5), float("nan")))
     constant = constant_verdicts(scores, types, thresholds)
     warn_constant_verdicts(str(model_dir), constant)
     write_text_atomic(model_dir / RM_CALIBRATION_FILE, [json.dumps({
-        "thresholds": thresholds, "constant_verdicts": constant, "template_hash": TEMPLATE_HASH,
+        "thresholds": thresholds, "threshold_rule": rule, "constant_verdicts": constant, "template_hash": TEMPLATE_HASH,
         "template_version": TEMPLATE_VERSION, "calibration_data": source,
         "calibration_pointwise_accuracy": accuracy, "calibration_instances": len(queries),
     }, indent=2) + "\n"])
@@ -313,7 +346,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
         counterfactual = safety_counterfactual_pairs(train_items, rng)
         pairs += rng.sample(counterfactual, min(recipe.safety_counterfactual_pairs, len(counterfactual)))
     if recipe.on_policy_data:
-        pairs += [replace(pair, source="on_policy") for pair in criterion_pairs(resolve_data(recipe.on_policy_data))]
+        pairs += on_policy_pairs(resolve_data(recipe.on_policy_data), rng)
     rng.shuffle(pairs)
     if not pairs:
         raise ValueError(f"{recipe.train_data}: no criterion-level preference pairs (are there labels?)")
@@ -336,7 +369,7 @@ def train_reward_model(recipe: RewardModelRecipe) -> dict[str, Any]:
     main_process = trainer.accelerator.is_main_process
     if main_process:  # once, on the saved whole checkpoint; the other processes read what it wrote
         write_calibration(output, resolve_data(recipe.calibration_data) if recipe.calibration_data else dev_items,
-                          calibration)
+                          calibration, "bfloat16" if recipe.bf16 else "auto")  # scored as it trained
     trainer.accelerator.wait_for_everyone()
     calibrated = json.loads((output / RM_CALIBRATION_FILE).read_text())
     thresholds, calibration_accuracy = calibrated["thresholds"], calibrated["calibration_pointwise_accuracy"]

@@ -162,6 +162,20 @@ def constant_floor(samples: Sequence[JudgeSample]) -> dict[str, float | None]:
     return floors
 
 
+def pointwise_auc(samples: Sequence[JudgeSample]) -> dict[str, float | None]:
+    """Per criterion type, the area under the ROC curve of the judge's pointwise scores against the gold
+    labels ("met" positive): how well the scores rank, whatever the threshold (0.5 = chance). None for a
+    type without scores or without both labels."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, float | None] = {}
+    for kind in CRITERION_TYPES:
+        scored = [s for s in samples if s.mode == "pointwise" and s.criterion_type == kind and s.score is not None]
+        labels = [s.gold == "met" for s in scored]
+        out[kind] = float(roc_auc_score(labels, [s.score for s in scored])) if 0 < sum(labels) < len(labels) else None
+    return out
+
+
 def judge_counts(samples: Sequence[JudgeSample], excluded_ties: int) -> dict[str, int]:
     """How many instances were judged, unknown, and left out because the gold pair is a tie."""
     return {

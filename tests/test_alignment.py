@@ -18,6 +18,7 @@ from promedical.alignment.rm import (
     load_base_model,
     optimizer,
     safety_counterfactual_pairs,
+    separating_threshold,
     split_items,
 )
 from promedical.bench.datasets import BenchDataError, load_bench
@@ -152,6 +153,31 @@ def test_threshold_calibration():
     assert threshold == 0.0 and accuracy == 0.6
 
 
+def test_separating_threshold_maximises_tpr_minus_fpr():
+    # met: 0.3, 0.4, 0.6, 0.7, 0.8; not met: 0.1, 0.2, 0.35. Cut ≥ 0.4: TPR 4/5, FPR 0 → J = 0.8, the best
+    # (≥ 0.3: 1 − 1/3; ≥ 0.6: 3/5); accuracy there 7/8
+    scores, met = [0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.8], [False, False, True, False, True, True, True, True]
+    assert separating_threshold(scores, met) == (0.4, 7 / 8)
+    # 10% violations ("not met") whose rewards sit one standard deviation below the rest: Platt's cut
+    # flags almost nothing (0.4% of instances), the separating cut flags the lowest scores, where the
+    # violations concentrate (half of the violations, 15% of the rest)
+    rng = np.random.default_rng(1)
+    met = rng.random(2000) > 0.1
+    rewards = rng.normal(np.where(met, 0.5, -0.5), 1.0)
+    scores = list(1 / (1 + np.exp(-rewards)))
+    platt, _ = calibrate_threshold(scores, list(met))
+    assert (np.asarray(scores) < platt).mean() < 0.01
+    cut, _ = separating_threshold(scores, list(met))
+    flagged = np.asarray(scores) < cut
+    assert 0.1 < flagged.mean() < 0.5 and flagged[~met].mean() > flagged[met].mean() + 0.25
+    # scores that rank "not met" higher: no cut helps, the majority label everywhere
+    assert separating_threshold([0.1, 0.2, 0.8, 0.9, 0.95], [True, True, True, False, False]) == (0.0, 0.6)
+    thresholds, _ = calibrate_thresholds([0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.8],
+                                         [False, False, True, False, True, True, True, True], ["safety"] * 8,
+                                         rule="separating")
+    assert thresholds["safety"] == 0.4
+
+
 def test_thresholds_are_calibrated_per_criterion_type():
     # safety criteria: met above 0.8; proficiency: met above 0.3; no excellence items → the pooled fit
     scores = [0.7, 0.75, 0.85, 0.9, 0.1, 0.2, 0.4, 0.5]
@@ -207,21 +233,23 @@ def test_quick_reproduction_end_to_end(tmp_path):
     assert set(calibration["constant_verdicts"]) <= set(calibration["thresholds"])
     assert summary["reward_model"]["pairs_by_source"]["safety_counterfactual"] > 0, "the recipe's safety pairs"
     assert summary["policy_judge_constant_verdicts"] == json.loads(
-        (tmp_path / "models" / "smoke-rm-synthetic" / "promedical_rm.json").read_text())["constant_verdicts"]
+        (tmp_path / "models" / "smoke-rm-policy" / "promedical_rm.json").read_text())["constant_verdicts"]
     view = tmp_path / "models" / "smoke-rm-synthetic"  # same weights, threshold for synthetic-world text
     assert (view / "model.safetensors").is_symlink() and (view / "model.safetensors").exists()
     assert json.loads((view / "promedical_rm.json").read_text())["calibration_data"].startswith("synthetic:train:")
-    assert (tmp_path / "models" / "base-rm" / "promedical_rm.json").exists(), "the base is calibrated alike"
+    policy_view = json.loads((tmp_path / "models" / "smoke-rm-policy" / "promedical_rm.json").read_text())
+    assert "warm-up policy's answers" in policy_view["calibration_data"], "GRPO's thresholds fit the policy's text"
     assert (tmp_path / "models" / "smoke-rm" / "README.md").exists()
     report = (tmp_path / "reproduce_report.md").read_text()
     assert "+22.3" in report and "different scale" in report
     runs = sorted(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
-    assert len(runs) == 3 * 3 + 2 * 3 and all(read_results(r) for r in runs), "3 judges × 3 benches, 3 policies × 2"
+    assert len(runs) == 2 * 2 + 1 + 3 * 2 and all(read_results(r) for r in runs), \
+        "2 judges × 2 benches, the reward's reading of sampled answers, 3 policies × 2"
     assert summary["reward_model"]["pairs_by_source"]["on_policy"] > 0, "the warm-up policy's own answers"
     on_policy = load_bench(str(tmp_path / "data" / "on_policy.jsonl"))
     assert on_policy and all(item.id.endswith("-on-policy") for item in on_policy)
     grpo = summary["grpo"]
-    assert grpo["grpo_rm"]["judge"] == f"rm:{tmp_path / 'models' / 'smoke-rm-synthetic'}"
+    assert grpo["grpo_rm"]["judge"] == f"rm:{tmp_path / 'models' / 'smoke-rm-policy'}"
     assert grpo["grpo_world"]["judge"] == "world"
     assert all(g["steps"] == QUICK.grpo_steps and g["violation_rate_last"] is not None for g in grpo.values())
     assert (tmp_path / "models" / "sft" / "base" / "config.json").exists(), "the fresh tiny policy is kept"
@@ -233,9 +261,12 @@ def test_quick_reproduction_end_to_end(tmp_path):
                    for a in data["answers"].values())
         assert all(read_results(Path(r)).config["judge"] == "world" for r in data["runs"])
     assert "oracle-reward control" in report and "heldout_scenarios" in report
-    assert set(summary["judge"]) == {"sample", "test", "synthetic_heldout"}
+    assert set(summary["judge"]) == {"test", "synthetic_heldout"}
     assert (tmp_path / "models" / "zero-shot" / "promedical_embedding.json").exists()
-    assert set(summary["judge"]["test"]["met_share"]) == {"zero_shot", "base", "trained"}
+    assert set(summary["judge"]["test"]["met_share"]) == {"zero_shot", "trained"}
+    reading = summary["policy_reward_reading"]
+    assert read_results(Path(reading["run"])).config["model"].endswith("smoke-rm-policy")
+    assert 0 < reading["floor"]["overall_accuracy"] < 1 and "reading the policy's own text" in report
     assert 0 < summary["judge"]["test"]["floor"]["overall_accuracy"] < 1 and "constant floor" in report
     assert "zero-shot" in report and "locked hand-written test set" in report
 

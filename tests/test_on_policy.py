@@ -1,9 +1,11 @@
 """On-policy preference data: sampled answers relabelled by the synthetic world's exact verdicts."""
 
+import random
+
 import pytest
 
 from promedical.alignment.on_policy import on_policy_items
-from promedical.bench.data.synthetic import synthesize, world_labelled
+from promedical.bench.data.synthetic import synthesize, world_labelled, world_verdicts
 from promedical.bench.datasets import load_bench
 
 
@@ -46,3 +48,18 @@ def test_on_policy_items_refuse_items_the_world_cannot_label(tiny_models):
         on_policy_items(str(tiny_models["causal"]), load_bench("sample")[:1], samples=2, max_new_tokens=4)
     with pytest.raises(ValueError, match="at least 2"):
         on_policy_items(str(tiny_models["causal"]), synthesize(1), samples=1, max_new_tokens=4)
+
+
+def test_on_policy_pairs_add_a_minimal_safety_pair_for_every_violating_answer():
+    from promedical.alignment.rm import criterion_pairs, on_policy_pairs
+
+    items = [world_labelled(item, [r.text for r in item.responses], f"{item.id}-on-policy")
+             for item in synthesize(30, seed=6)]
+    violations = sum(not label.met for item in items for label in item.labels.pointwise
+                     if next(c for c in item.rubric if c.id == label.criterion).type == "safety")
+    pairs = on_policy_pairs(items, random.Random(0))
+    assert {pair.source for pair in pairs} == {"on_policy"}
+    assert len(pairs) == len(criterion_pairs(items)) + violations and violations > 5
+    minimal = pairs[len(criterion_pairs(items)):]
+    assert all(pair.criterion.type == "safety" and world_verdicts(pair.item, pair.chosen)[pair.criterion.id]
+               and not world_verdicts(pair.item, pair.rejected)[pair.criterion.id] for pair in minimal)

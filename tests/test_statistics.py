@@ -120,3 +120,20 @@ def test_item_sign_flip_test_edge_cases():
     # (probability 2⁻²⁰) reaches the observed sum, so none of the resamples does, and scipy's two-sided
     # p = 2·(0 + 1)/(10,000 + 1).
     assert item_sign_flip_test(np.ones(20), seed=0)["p_value"] == pytest.approx(2 / 10001)
+
+
+def test_pointwise_auc_per_type_counts_ranked_pairs():
+    from promedical.bench.metrics import pointwise_auc
+    from promedical.bench.results import JudgeSample
+
+    def sample(kind: str, gold: str, score: float | None, mode: str = "pointwise") -> JudgeSample:
+        return JudgeSample(mode=mode, item_id="i", category="c", specialty="s", prompt="p", criterion_id="k",
+                           criterion_type=kind, criterion="x", response_ids=["r"], responses=["t"], gold=gold,
+                           decision="met", score=score, raw={}, correct=True)
+
+    # safety: met 0.9, 0.4; not met 0.5, 0.1 → of the 4 (met, not met) pairs, 3 ranked right: AUC 0.75
+    samples = [sample("safety", "met", 0.9), sample("safety", "met", 0.4), sample("safety", "not_met", 0.5),
+               sample("safety", "not_met", 0.1), sample("safety", "a", 0.0, mode="pairwise"),
+               sample("proficiency", "met", 0.2), sample("proficiency", "met", None),
+               sample("excellence", "met", 0.3), sample("excellence", "not_met", 0.3)]
+    assert pointwise_auc(samples) == {"safety": 0.75, "proficiency": None, "excellence": 0.5}

@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from promedical.bench.data.synthetic import safety_counterfactuals, split_scenarios, synthesize, world_verdicts
+from promedical.bench.data.synthetic import (
+    safety_counterfactuals,
+    split_scenarios,
+    synthesize,
+    world_labelled,
+    world_verdicts,
+)
 from promedical.bench.data.world import load_world
 from promedical.bench.schema import CATEGORIES, SPECIALTIES
 
@@ -135,6 +141,22 @@ def test_safety_counterfactuals_swap_only_the_violating_sentence(world):
             assert {k: v for k, v in after.items() if k != criterion.id} == \
                 {k: v for k, v in before.items() if k != criterion.id}, "no other criterion changes"
     assert found == violations > 20
+
+
+def test_safety_counterfactuals_replace_every_violating_sentence_of_a_policy_answer(world):
+    # a policy's answer may say a violating sentence twice and another of the same criterion once: the
+    # "safe" side of the pair must not violate the criterion at all
+    scenarios, common = world
+    item = next(i for i in synthesize(60, seed=4) if any(c.type == "safety" for c in i.rubric))
+    criterion = next(c for c in item.rubric if c.type == "safety")
+    scenario = next(s for s in scenarios if item.source == "synthetic:" + s.id)
+    spec = next(spec for spec in scenario.safety + common.safety if criterion.text in spec.criterion)
+    first, second = spec.violation[0], spec.violation[-1]
+    answer = f"{first} {item.responses[0].text} {first} {second}"
+    labelled = world_labelled(item, [answer, "Please see a doctor."], "x")
+    [(_, safe, violating)] = [p for p in safety_counterfactuals(labelled, random.Random(0)) if p[0].id == criterion.id]
+    assert violating == answer and first not in safe and second not in safe
+    assert world_verdicts(item, safe)[criterion.id] and not world_verdicts(item, violating)[criterion.id]
 
 
 @pytest.mark.parametrize("rate", [0.0, 1.0])

@@ -121,7 +121,7 @@ def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None
                 load_recipe(name).trl_config(check_only=True)
             click.echo("smoke recipes are valid; the plan: train-sft smoke-sft (builds a fresh tiny policy) → "
                        "its sampled answers, labelled by the synthetic world → train-rm smoke-rm (with them) → "
-                       "judge track zero-shot / untrained head / trained (sample, test, synthetic held-out) → "
+                       "judge track zero-shot / trained (test, synthetic held-out; the reward on sampled answers) → "
                        "train-grpo smoke-grpo-rm (reward model reward) and smoke-grpo (oracle control) → "
                        "policy track before/after, graded by the world")
             return

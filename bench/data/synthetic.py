@@ -98,7 +98,9 @@ def safety_counterfactuals(item: BenchItem, rng: random.Random) -> list[tuple[Cr
     """Minimal pairs for the safety criteria of a synthetic item: for every response that violates one,
     (criterion, the same response with its violating sentence replaced by one of the criterion's safe
     sentences or an on-topic distractor, the violating response). The two texts differ in that one sentence
-    only, so nothing but the violation tells them apart: not length, not the other criteria's sentences."""
+    only, so nothing but the violation tells them apart: not length, not the other criteria's sentences.
+    A policy's answer may hold a criterion's violating sentences more than once, or several of them: every
+    one is replaced, so the "safe" text does not violate the criterion."""
     scenario, specs = _rubric_specs(item)
     criteria = {c.id: c for c in item.rubric}
     texts = {r.id: r.text for r in item.responses}
@@ -107,10 +109,11 @@ def safety_counterfactuals(item: BenchItem, rng: random.Random) -> list[tuple[Cr
         criterion, spec = criteria[label.criterion], specs[label.criterion]
         if criterion.type != "safety" or label.met:
             continue
-        violating = texts[label.response]
-        sentence = next(v for v in spec.violation if v in violating)
-        replacement = rng.choice(spec.safe) if rng.random() < 0.5 else rng.choice(scenario.distractors)
-        out.append((criterion, violating.replace(sentence, replacement), violating))
+        violating = safe = texts[label.response]
+        for sentence in (v for v in spec.violation if v in violating):
+            replacement = rng.choice(spec.safe) if rng.random() < 0.5 else rng.choice(scenario.distractors)
+            safe = safe.replace(sentence, replacement)
+        out.append((criterion, safe, violating))
     return out
 
 
