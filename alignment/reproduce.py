@@ -66,10 +66,9 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     from promedical.alignment.on_policy import on_policy_items
     from promedical.alignment.rm import calibrated_view, train_reward_model
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.metrics import pointwise_auc
+    from promedical.bench.metrics import constant_floor, pointwise_auc
     from promedical.bench.models.embedding import calibrated_encoder
     from promedical.bench.models.loading import ModelOptions
-    from promedical.bench.results import JudgeSample, read_samples
 
     output = Path(output)
     models, runs = output / "models", output / "runs"
@@ -145,7 +144,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         summary["judge"][bench_name] = {
             **{name: outcome.results.tracks["judge"].metrics for name, outcome in outcomes.items()},
             "met_share": {name: outcome.results.tracks["judge"].met_share for name, outcome in outcomes.items()},
-            "floor": _floor(outcomes["trained"].run_dir),
+            "floor": constant_floor(_judge_samples(outcomes["trained"].run_dir)),
             "gain": comparison["tracks"]["judge"]["differences"],
             "paired_test": comparison["tracks"]["judge"]["paired_test"],
             "runs": [str(o.run_dir) for o in outcomes.values()],
@@ -153,9 +152,9 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     # how the reward GRPO gets reads the policy's own text: its thresholds' view on other sampled answers
     reading = run(RunConfig(model=str(models / "smoke-rm-policy"), bench=str(on_policy_dev), output_dir=runs,
                             dtype=JUDGE_DTYPE, progress=False))
+    read = _judge_samples(reading.run_dir)
     summary["policy_reward_reading"] = {
-        "metrics": reading.results.tracks["judge"].metrics, "floor": _floor(reading.run_dir),
-        "auc": pointwise_auc([s for s in read_samples(reading.run_dir) if isinstance(s, JudgeSample)]),
+        "metrics": reading.results.tracks["judge"].metrics, "floor": constant_floor(read), "auc": pointwise_auc(read),
         "met_share": reading.results.tracks["judge"].met_share, "run": str(reading.run_dir),
         "bench": f"the warm-up policy's answers to synthetic:train:{sizes.policy_calibration_prompts}:8"}
     timings["judge"] = time.perf_counter() - start
@@ -188,7 +187,7 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
             "metrics": {name: o.results.tracks["policy"].metrics for name, o in outcomes.items()},
             "change": {name: compare_runs(outcomes["sft"].run_dir, outcomes[name].run_dir, seed=0)
                        ["tracks"]["policy"] for name in ("grpo_rm", "grpo_world")},
-            "answers": {name: answer_statistics(o.run_dir) for name, o in outcomes.items()},
+            "answers": {name: answer_statistics(policy_answers(o.run_dir)) for name, o in outcomes.items()},
             "runs": [str(o.run_dir) for o in outcomes.values()],
         }
     timings["policy"] = time.perf_counter() - start
@@ -200,25 +199,29 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     return summary
 
 
-def _floor(run_dir: Path) -> dict[str, float | None]:
-    """The constant floor of a judge run: the majority gold label per mode and criterion type."""
-    from promedical.bench.metrics import constant_floor
+def _judge_samples(run_dir: Path) -> list[Any]:
     from promedical.bench.results import JudgeSample, read_samples
 
-    return constant_floor([s for s in read_samples(run_dir) if isinstance(s, JudgeSample)])
+    return [s for s in read_samples(run_dir) if isinstance(s, JudgeSample)]
 
 
-def answer_statistics(run_dir: Path) -> dict[str, float]:
-    """Length and repetition of a policy run's answers: mean words, the share of sentences that repeat an
-    earlier sentence of the same answer, and the share of answers holding such a repeat. Saying a safe
-    sentence twice instead of a new, possibly unsafe, one raises safety without making an answer better."""
+def policy_answers(run_dir: Path) -> list[str]:
+    """The answers of a policy run (failed generations left out)."""
     from promedical.bench.results import PolicySample, read_samples
 
-    answers = [s.answer for s in read_samples(run_dir) if isinstance(s, PolicySample) and s.answer is not None]
+    return [s.answer for s in read_samples(run_dir) if isinstance(s, PolicySample) and s.answer is not None]
+
+
+def answer_statistics(answers: list[str]) -> dict[str, float]:
+    """Length and repetition of a policy's answers: mean words, mean distinct sentences, the share of
+    sentences that repeat an earlier sentence of the same answer, and the share of answers holding such a
+    repeat. Saying a safe sentence twice instead of a new, possibly unsafe, one raises safety without making
+    an answer better: fewer distinct sentences leave fewer chances to violate, and to meet, a criterion."""
     sentences = [[part for part in re.split(r"(?<=[.!?])\s+", answer.strip()) if part] for answer in answers]
     repeats = [len(parts) - len(set(parts)) for parts in sentences]
     total = sum(len(parts) for parts in sentences)
     return {"answers": len(answers), "words": sum(len(a.split()) for a in answers) / max(len(answers), 1),
+            "distinct_sentences": sum(len(set(parts)) for parts in sentences) / max(len(answers), 1),
             "repeated_sentences": sum(repeats) / max(total, 1),
             "answers_with_a_repeat": sum(r > 0 for r in repeats) / max(len(answers), 1)}
 
@@ -296,9 +299,11 @@ def smoke_report(summary: dict[str, Any]) -> str:
             lines.append(f"| {name} | {_pct(metrics['sft'][name])} | {_pct(metrics['grpo_rm'][name])} | "
                          f"{_pp(change['grpo_rm']['differences'][name])} | {_pct(metrics['grpo_world'][name])} | "
                          f"{_pp(change['grpo_world']['differences'][name])} |")
-        for key, label in (("words", "answer length, words"), ("repeated_sentences", "sentences repeating an "
-                           "earlier one"), ("answers_with_a_repeat", "answers holding a repeat")):
-            cells = [f"{answers[n][key]:.0f}" if key == "words" else f"{100 * answers[n][key]:.1f}%"
+        for key, label in (("words", "answer length, words"), ("distinct_sentences", "distinct sentences per "
+                           "answer"), ("repeated_sentences", "sentences repeating an earlier one"),
+                           ("answers_with_a_repeat", "answers holding a repeat")):
+            cells = [f"{answers[n][key]:.0f}" if key == "words" else f"{answers[n][key]:.2f}"
+                     if key == "distinct_sentences" else f"{100 * answers[n][key]:.1f}%"
                      for n in ("sft", "grpo_rm", "grpo_world")]
             lines.append(f"| {label} | {cells[0]} | {cells[1]} | | {cells[2]} | |")
         tests = {n: change[n]["paired_test"] for n in ("grpo_rm", "grpo_world")}

@@ -371,3 +371,12 @@ def test_tiny_policy_sft_then_grpo_report_their_progress(tmp_path, tiny_models):
     for key in ("reward", "violation_rate", "completion_length"):
         assert grpo[f"{key}_first"] is not None and grpo[f"{key}_last"] is not None
     assert 0.0 <= grpo["groups_without_reward_variance"] <= 1.0
+
+
+def test_answer_statistics_count_words_distinct_and_repeated_sentences():
+    from promedical.alignment.reproduce import answer_statistics
+
+    # answer 1: 3 sentences, "Rest." twice → 2 distinct, 1 repeat; answer 2: 2 distinct sentences, no repeat
+    stats = answer_statistics(["Rest. Drink water. Rest.", "See a GP today! Is it worse?"])
+    assert stats == {"answers": 2, "words": (4 + 7) / 2, "distinct_sentences": (2 + 2) / 2,
+                     "repeated_sentences": 1 / 5, "answers_with_a_repeat": 1 / 2}

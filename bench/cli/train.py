@@ -107,10 +107,11 @@ def train_grpo_command(recipe: str, policy_model: str | None, prompts: str | Non
                    "trainer configs under ZeRO-3, GPUs); run nothing. Exit 2 with one line per problem.")
 def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None, prompts: str | None,
                       bench: str | None, dry_run: bool) -> None:
-    """Reproduce the paper's pipeline: reward model → judge-track gains → safety-veto GRPO → policy track.
+    """Run the paper's pipeline end to end: reward model → judge-track gains → safety-veto GRPO → policy track.
 
-    `smoke` runs offline on CPU and writes ordinary run directories (for the leaderboard) and
-    reproduce_report.md with the gains and their paired CIs, beside the paper's +22.3 / +21.7 points.
+    `smoke` runs offline on CPU (~22 minutes on 2 cores) and writes ordinary run directories (for the
+    leaderboard) and reproduce_report.md with the gains and their paired CIs, beside the paper's
+    +22.3 / +21.7 points (a different scale); whether the run reproduces either claim is in that report.
     """
     from promedical.alignment.config import load_recipe
     from promedical.alignment.reproduce import format_plan, qwen3_8b_plan, reproduce_smoke
