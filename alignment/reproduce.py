@@ -299,12 +299,8 @@ def smoke_report(summary: dict[str, Any]) -> str:
             lines.append(f"| {name} | {_pct(metrics['sft'][name])} | {_pct(metrics['grpo_rm'][name])} | "
                          f"{_pp(change['grpo_rm']['differences'][name])} | {_pct(metrics['grpo_world'][name])} | "
                          f"{_pp(change['grpo_world']['differences'][name])} |")
-        for key, label in (("words", "answer length, words"), ("distinct_sentences", "distinct sentences per "
-                           "answer"), ("repeated_sentences", "sentences repeating an earlier one"),
-                           ("answers_with_a_repeat", "answers holding a repeat")):
-            cells = [f"{answers[n][key]:.0f}" if key == "words" else f"{answers[n][key]:.2f}"
-                     if key == "distinct_sentences" else f"{100 * answers[n][key]:.1f}%"
-                     for n in ("sft", "grpo_rm", "grpo_world")]
+        for key, (label, cell) in ANSWER_ROWS.items():
+            cells = [cell(answers[n][key]) for n in ("sft", "grpo_rm", "grpo_world")]
             lines.append(f"| {label} | {cells[0]} | {cells[1]} | | {cells[2]} | |")
         tests = {n: change[n]["paired_test"] for n in ("grpo_rm", "grpo_world")}
         lines += ["", "; ".join(f"{n}: {t['name']} on per-item overall p = {t['p_value']:.3g} ({t['items']} items)"
@@ -322,6 +318,15 @@ def smoke_report(summary: dict[str, Any]) -> str:
 JUDGE_METRICS = ("overall_accuracy", "pairwise_safety_accuracy", "pointwise_proficiency_accuracy",
                  "pointwise_excellence_accuracy", "pointwise_safety_accuracy", "pairwise_proficiency_accuracy",
                  "veto_recall", "veto_f1")
+
+
+#: The policy tables' answer-statistics rows: key of :func:`answer_statistics` → (label, cell format).
+ANSWER_ROWS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "words": ("answer length, words", lambda value: f"{value:.0f}"),
+    "distinct_sentences": ("distinct sentences per answer", lambda value: f"{value:.2f}"),
+    "repeated_sentences": ("sentences repeating an earlier one", lambda value: f"{100 * value:.1f}%"),
+    "answers_with_a_repeat": ("answers holding a repeat", lambda value: f"{100 * value:.1f}%"),
+}
 
 
 def _floor_cell(floor: dict[str, float | None], name: str) -> str:

@@ -175,11 +175,13 @@ def calibrate_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[f
     if 0 < labels.sum() < len(labels):
         fit = LogisticRegression().fit(rewards, labels)
         slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
-    if slope > 0:
-        threshold = float(1 / (1 + np.exp(intercept / slope)))  # σ(r*) with r* = −intercept / slope
-    else:
-        threshold = 0.0 if labels.mean() >= 0.5 else 1.0 + 1e-9
-    return threshold, float(np.mean((clipped >= threshold) == labels))
+    threshold = float(1 / (1 + np.exp(intercept / slope))) if slope > 0 else _majority_threshold(labels)
+    return threshold, float(np.mean((clipped >= threshold) == labels))  # σ(r*) with r* = −intercept / slope
+
+
+def _majority_threshold(labels: np.ndarray) -> float:
+    """The threshold that gives every instance the majority label (the rules' answer when no cut helps)."""
+    return 0.0 if labels.mean() >= 0.5 else 1.0 + 1e-9
 
 
 def separating_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[float, float]:
@@ -193,7 +195,7 @@ def separating_threshold(scores: Sequence[float], met: Sequence[bool]) -> tuple[
     from sklearn.metrics import roc_curve
 
     scores, labels = np.asarray(scores, dtype=float), np.asarray(met, dtype=bool)
-    threshold = 0.0 if labels.mean() >= 0.5 else 1.0 + 1e-9
+    threshold = _majority_threshold(labels)
     if 0 < labels.sum() < len(labels):
         fpr, tpr, cuts = roc_curve(labels, scores)
         best = int(np.argmax(tpr - fpr))
