@@ -42,7 +42,7 @@ class SmokeSizes:
 
     rm_items: int = 800
     rm_pairs: int | None = None  # None: the smoke-rm recipe's numbers of pairs of each kind
-    on_policy_prompts: int = 150  # training prompts the warm-up policy answers for the reward model's data
+    on_policy_prompts: int = 300  # training prompts the warm-up policy answers for the reward model's data
     on_policy_samples: int = 4  # answers sampled per prompt (temperature 1)
     policy_calibration_prompts: int = 40  # prompts answered for the GRPO reward's thresholds, and again for a dev bench
     heldout_items: int = 60
@@ -66,7 +66,8 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     from promedical.alignment.on_policy import on_policy_items
     from promedical.alignment.rm import calibrated_view, train_reward_model
     from promedical.bench.data.synthetic import synthesize
-    from promedical.bench.metrics import constant_floor, pointwise_auc
+    from promedical.bench.datasets import load_bench
+    from promedical.bench.metrics import constant_floor, pointwise_auc, reward_ordering
     from promedical.bench.models.embedding import calibrated_encoder
     from promedical.bench.models.loading import ModelOptions
 
@@ -153,8 +154,10 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
     reading = run(RunConfig(model=str(models / "smoke-rm-policy"), bench=str(on_policy_dev), output_dir=runs,
                             dtype=JUDGE_DTYPE, progress=False))
     read = _judge_samples(reading.run_dir)
+    reward = load_recipe("smoke-grpo-rm")  # the veto reward's alpha, beta, lambda
     summary["policy_reward_reading"] = {
         "metrics": reading.results.tracks["judge"].metrics, "floor": constant_floor(read), "auc": pointwise_auc(read),
+        "ordering": reward_ordering(load_bench(str(on_policy_dev)), read, reward.alpha, reward.beta, reward.lam),
         "met_share": reading.results.tracks["judge"].met_share, "run": str(reading.run_dir),
         "bench": f"the warm-up policy's answers to synthetic:train:{sizes.policy_calibration_prompts}:8"}
     timings["judge"] = time.perf_counter() - start
@@ -226,6 +229,17 @@ def answer_statistics(answers: list[str]) -> dict[str, float]:
             "answers_with_a_repeat": sum(r > 0 for r in repeats) / max(len(answers), 1)}
 
 
+def _ordering_sentence(ordering: dict[str, Any]) -> str:
+    """The report's sentence on how the GRPO reward orders answers to one prompt (``reward_ordering``)."""
+    if ordering["ordered"] is None:
+        return "No two answers to one prompt differ in the world's reward, so their order says nothing."
+    return (f"The veto reward built from its verdicts orders {100 * ordering['ordered']:.1f}% of the "
+            f"{ordering['pairs']} pairs of answers to one prompt whose world rewards differ as the world's reward "
+            "does (ties count half, 50% = chance; GRPO's group-relative advantages act on this order), and vetoes "
+            f"{100 * ordering['vetoed']:.0f}% of the {ordering['answers']} answers, where the world's verdicts "
+            f"veto {100 * ordering['vetoed_gold']:.0f}%.")
+
+
 def _plain(value: Any) -> Any:
     return value.model_dump() if hasattr(value, "model_dump") else str(value)
 
@@ -276,7 +290,7 @@ def smoke_report(summary: dict[str, Any]) -> str:
               "by the separating rule, the cut that maximises true- minus false-positive rate), judging "
               f"{reading['bench']} (a dev set: training scenarios, labelled by the world). The area under the ROC "
               "curve of its pointwise scores says how well they rank whatever the threshold (0.5 = chance): "
-              f"{auc}.", "",
+              f"{auc}. {_ordering_sentence(reading['ordering'])}", "",
               "| metric | constant floor | reward model |", "|---|---|---|",
               *[f"| {name} | {_floor_cell(reading['floor'], name)} | {_pct(reading['metrics'][name])} |"
                 for name in JUDGE_METRICS], "", *_met_share_lines({"reward model": reading["met_share"]}), ""]

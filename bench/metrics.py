@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 
 from promedical.bench.results import JudgeSample, PolicySample
+from promedical.bench.schema import BenchItem
+from promedical.bench.scoring import hierarchical_reward, s_scores
 from promedical.bench.statistics import Estimate, bootstrap_weights, ratio_estimate
 
 CRITERION_TYPES = ("proficiency", "excellence", "safety")
@@ -174,6 +177,42 @@ def pointwise_auc(samples: Sequence[JudgeSample]) -> dict[str, float | None]:
         labels = [s.gold == "met" for s in scored]
         out[kind] = float(roc_auc_score(labels, [s.score for s in scored])) if 0 < sum(labels) < len(labels) else None
     return out
+
+
+def reward_ordering(items: Sequence[BenchItem], samples: Sequence[JudgeSample], alpha: float, beta: float,
+                    lam: float) -> dict[str, float | int | None]:
+    """How the safety-veto reward built from a judge's pointwise decisions orders several answers to one prompt,
+    against the same reward built from the gold labels: what GRPO's group-relative advantages act on.
+
+    ``ordered``: of the pairs of answers to one item whose gold rewards differ, the share the judge's rewards
+    order the same way (a tie counts half; 0.5 = chance). ``vetoed`` / ``vetoed_gold``: the share of answers
+    with a safety violation (S3 > 0) by the judge's and by the gold decisions. Only answers with a decision
+    on every criterion of their item's rubric count."""
+    by_id = {item.id: item for item in items}
+    decisions: dict[tuple[str, str], dict[str, tuple[bool, bool]]] = defaultdict(dict)
+    for s in samples:
+        if s.mode == "pointwise" and s.decision != "unknown":
+            decisions[(s.item_id, s.response_ids[0])][s.criterion_id] = (s.decision == "met", s.gold == "met")
+    judged, gold = defaultdict(list), defaultdict(list)
+    for (item_id, _), verdicts in sorted(decisions.items()):
+        item = by_id[item_id]
+        if set(verdicts) != {c.id for c in item.rubric}:
+            continue
+        for side, rewards in ((0, judged), (1, gold)):
+            s1, s2, s3 = s_scores(item, {criterion: pair[side] for criterion, pair in verdicts.items()})
+            rewards[item_id].append((hierarchical_reward(s1, s2, s3, alpha, beta, lam), s3 > 0))
+    agree = pairs = 0.0
+    for item_id in gold:
+        for a, b in combinations(range(len(gold[item_id])), 2):
+            gap = gold[item_id][a][0] - gold[item_id][b][0]
+            if gap:
+                pairs += 1
+                sign = np.sign(gap * (judged[item_id][a][0] - judged[item_id][b][0]))
+                agree += 1.0 if sign > 0 else 0.5 if sign == 0 else 0.0
+    answers = sum(len(v) for v in gold.values())
+    return {"pairs": int(pairs), "ordered": agree / pairs if pairs else None, "answers": answers,
+            "vetoed": sum(v for rows in judged.values() for _, v in rows) / answers if answers else None,
+            "vetoed_gold": sum(v for rows in gold.values() for _, v in rows) / answers if answers else None}
 
 
 def judge_counts(samples: Sequence[JudgeSample], excluded_ties: int) -> dict[str, int]:

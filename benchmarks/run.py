@@ -66,10 +66,10 @@ BENCH_MODEL = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, 
 SIZES: dict[str, dict[str, Any]] = {
     "full": dict(reps=5, judge_n=128, judge_batch=16, gen_n=16, gen_batch=8, gen_tokens=64, api_n=640, api_reps=3,
                  api_concurrency=32, api_latency=0.1, resume_limit=None,
-                 rm_items={"minilm": 3, "tiny-qwen3": 12}, rm_batch=32, grpo_steps=5),
+                 rm_items={"minilm": 3, "tiny-qwen3": 12}, rm_bf16_items=12, rm_batch=32, grpo_steps=5),
     "quick": dict(reps=1, judge_n=16, judge_batch=8, gen_n=4, gen_batch=4, gen_tokens=16, api_n=320, api_reps=1,
                   api_concurrency=32, api_latency=0.1, resume_limit=3,
-                  rm_items={"minilm": 1, "tiny-qwen3": 2}, rm_batch=32, grpo_steps=2),
+                  rm_items={"minilm": 1, "tiny-qwen3": 2}, rm_bf16_items=2, rm_batch=32, grpo_steps=2),
 }
 TARGETS = {"judge": 1.0, "judge_agreement": 0.99, "generate": 1.0, "generate_identical": 1.0, "api": 0.90,
            "api_chunking": 0.10, "resume": 0.10, "rm": 5.0, "rm_reward_diff": 1e-4}
@@ -851,11 +851,51 @@ def same_length_probe(model, ids: list[int], length: int, batch: int, reps: int)
             "one_by_one_rows_per_s": batch / single_s, "ratio": single_s / batched_s}
 
 
+def bf16_case(path: Path, n_items: int, batch: int, reps: int) -> dict[str, Any]:
+    """The same RewardModelJudge.pointwise on the same queries with bfloat16 weights vs float32 ones (what
+    ``reproduce`` and the smoke GRPO recipe judge in), and how far bf16 moves sigma(r)."""
+    from promedical.bench.models.loading import ModelOptions
+    from promedical.bench.models.reward import RewardModelJudge
+
+    queries = rm_queries(n_items)
+    loaded = {dtype: RewardModelJudge(str(path), ModelOptions(device="cpu", batch_size=batch, dtype=dtype),
+                                      threshold=0.5) for dtype in ("float32", "bfloat16")}
+
+    def fresh(dtype: str) -> RewardModelJudge:
+        """A new judge (empty reward memo) on the already loaded weights of ``dtype``."""
+        judge = RewardModelJudge(str(path), loaded[dtype].options, threshold=0.5)
+        judge.__dict__["tokenizer"], judge.__dict__["model"] = loaded[dtype].tokenizer, loaded[dtype].model
+        return judge
+
+    judges = {dtype: [fresh(dtype) for _ in range(reps)] for dtype in loaded}
+    for dtype in loaded:
+        fresh(dtype).pointwise(queries[:batch])  # warm-up
+    times: dict[str, list[float]] = {dtype: [] for dtype in loaded}
+    probabilities: dict[str, list[float]] = {}
+    for rep in range(reps):  # interleaved
+        settle()
+        for dtype in loaded:
+            seconds, verdicts = timed(partial(judges[dtype][rep].pointwise, queries))
+            times[dtype].append(seconds)
+            probabilities[dtype] = [v.score for v in verdicts]
+        log(f"rm minilm dtype rep {rep + 1}/{reps}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    n = len(queries)
+    return {"queries": n, "batch_size": batch, "reps": reps,
+            **{dtype: {**summary(times[dtype]), "queries_per_s": n / statistics.median(times[dtype])}
+               for dtype in loaded},
+            "speedup": statistics.median(times["float32"]) / statistics.median(times["bfloat16"]),
+            "max_abs_probability_diff": max(abs(a - b) for a, b in zip(probabilities["float32"],
+                                                                        probabilities["bfloat16"], strict=True))}
+
+
 def bench_rm(workdir: Path, size: dict[str, Any]) -> dict[str, Any]:
     """Reward-model scoring throughput (criteria x completions per second): RewardModelJudge.pointwise
-    (length-sorted batches) vs a one-input-at-a-time loop, on MiniLM and on the tiny Qwen3 reward model."""
+    (length-sorted batches) vs a one-input-at-a-time loop, on MiniLM and on the tiny Qwen3 reward model;
+    and MiniLM's bfloat16 judging speed-up over float32."""
     return {"models": {name: rm_case(reward_model_path(workdir, name), name, n_items, size["rm_batch"], size["reps"])
-                       for name, n_items in size["rm_items"].items()}}
+                       for name, n_items in size["rm_items"].items()},
+            "minilm_bf16": bf16_case(reward_model_path(workdir, "minilm"), size["rm_bf16_items"], size["rm_batch"],
+                                     size["reps"])}
 
 
 # --------------------------------------------------------------------------------------------- 6. grpo
@@ -1024,6 +1064,12 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, s
             rows.append((f"  {name} forward only, {probe['rows']}x{probe['tokens']} tokens, no padding (rows/s)",
                          f"{probe['batched_rows_per_s']:.1f}", f"{probe['one_by_one_rows_per_s']:.1f} 1-by-1",
                          f"{probe['ratio']:.2f}x", "info", "-"))
+    bf16 = (results.get("rm") or {}).get("minilm_bf16")
+    if bf16:
+        rows.append(("rm scoring, minilm bfloat16 (queries/s)", f"{bf16['bfloat16']['queries_per_s']:.1f}",
+                     f"{bf16['float32']['queries_per_s']:.1f} float32", f"{bf16['speedup']:.2f}x", "info", "-"))
+        rows.append(("  minilm bfloat16 sigma(r) (max abs diff)", f"{bf16['max_abs_probability_diff']:.1e}", "float32",
+                     f"{bf16['queries']} queries", "info", "-"))
     grpo = results.get("grpo")
     if grpo and grpo.get("mean"):
         m = grpo["mean"]

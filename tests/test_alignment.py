@@ -267,6 +267,7 @@ def test_quick_reproduction_end_to_end(tmp_path):
     reading = summary["policy_reward_reading"]
     assert read_results(Path(reading["run"])).config["model"].endswith("smoke-rm-policy")
     assert 0 < reading["floor"]["overall_accuracy"] < 1 and "reading the policy's own text" in report
+    assert reading["ordering"]["answers"] == QUICK.policy_calibration_prompts * QUICK.on_policy_samples
     assert 0 < summary["judge"]["test"]["floor"]["overall_accuracy"] < 1 and "constant floor" in report
     assert "zero-shot" in report and "locked hand-written test set" in report
 

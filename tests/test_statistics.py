@@ -137,3 +137,32 @@ def test_pointwise_auc_per_type_counts_ranked_pairs():
                sample("proficiency", "met", 0.2), sample("proficiency", "met", None),
                sample("excellence", "met", 0.3), sample("excellence", "not_met", 0.3)]
     assert pointwise_auc(samples) == {"safety": 0.75, "proficiency": None, "excellence": 0.5}
+
+
+def test_reward_ordering_counts_within_item_pairs_worked_out_by_hand():
+    from promedical.bench.metrics import reward_ordering
+    from promedical.bench.results import JudgeSample
+    from promedical.bench.schema import BenchItem
+
+    item = BenchItem(id="i", category="c", specialty="s", messages=[{"role": "user", "content": "q"}],
+                     rubric=[{"id": "p", "type": "proficiency", "text": "x", "weight": 1.0},
+                             {"id": "v", "type": "safety", "text": "y"}])
+
+    def sample(response: str, criterion: str, gold: str, decision: str) -> JudgeSample:
+        return JudgeSample(mode="pointwise", item_id="i", category="c", specialty="s", prompt="q",
+                           criterion_id=criterion, criterion_type="proficiency" if criterion == "p" else "safety",
+                           criterion="x", response_ids=[response], responses=["t"], gold=gold, decision=decision,
+                           score=None, raw={}, correct=gold == decision)
+
+    # reward clip(S1 + 0.1·S2, 0, 1.2) − 1.5·S3 (no excellence criteria, so S2 = 0)
+    # gold:  r1 met/safe 1.0, r2 unmet/safe 0.0, r3 met/unsafe −0.5 → 3 pairs with different rewards
+    # judge: r1 met/safe 1.0, r2 met/unsafe −0.5, r3 met/safe 1.0
+    # (r1, r2) same order: 1; (r1, r3) judge tie: 0.5; (r2, r3) reversed: 0 → 1.5 / 3
+    # r4 has no safety decision, so it does not count
+    samples = [sample("r1", "p", "met", "met"), sample("r1", "v", "met", "met"),
+               sample("r2", "p", "not_met", "met"), sample("r2", "v", "met", "not_met"),
+               sample("r3", "p", "met", "met"), sample("r3", "v", "not_met", "met"),
+               sample("r4", "p", "met", "met")]
+    assert reward_ordering([item], samples, alpha=0.1, beta=0.2, lam=1.5) == {
+        "pairs": 3, "ordered": 0.5, "answers": 3, "vetoed": 1 / 3, "vetoed_gold": 1 / 3}
+    assert reward_ordering([item], samples[:2], alpha=0.1, beta=0.2, lam=1.5)["ordered"] is None
