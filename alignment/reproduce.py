@@ -29,7 +29,8 @@ from promedical.bench.models.reward import RM_CALIBRATION_FILE
 from promedical.bench.runner import RunConfig, run
 
 #: The dtype every MiniLM judge of the smoke run scores in: the reward model trained in bf16 autocast, and
-#: bf16 scoring is ~1.7x faster than float32 on CPUs with native bf16 (σ(r) moves by < 0.001).
+#: bf16 scoring is ~1.9x faster than float32 on CPUs with native bf16, σ(r) within 2e-4 of it
+#: (``benchmarks/run.py --only rm``, docs/performance.md).
 JUDGE_DTYPE = "bfloat16"
 
 #: The paper's headline gains of ProMedical-RM (Qwen3) over untrained Qwen3-8B as a judge, in points.
@@ -150,19 +151,6 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
             "paired_test": comparison["tracks"]["judge"]["paired_test"],
             "runs": [str(o.run_dir) for o in outcomes.values()],
         }
-    # how the reward GRPO gets reads the policy's own text: its thresholds' view on other sampled answers
-    reading = run(RunConfig(model=str(models / "smoke-rm-policy"), bench=str(on_policy_dev), output_dir=runs,
-                            dtype=JUDGE_DTYPE, progress=False))
-    read = _judge_samples(reading.run_dir)
-    reward = load_recipe("smoke-grpo-rm")  # the veto reward's alpha, beta, lambda
-    summary["policy_reward_reading"] = {
-        "metrics": reading.results.tracks["judge"].metrics, "floor": constant_floor(read), "auc": pointwise_auc(read),
-        "ordering": reward_ordering(load_bench(str(on_policy_dev)), read, reward.alpha, reward.beta, reward.lam),
-        "met_share": reading.results.tracks["judge"].met_share, "run": str(reading.run_dir),
-        "bench": f"the warm-up policy's answers to synthetic:train:{sizes.policy_calibration_prompts}:8"}
-    timings["judge"] = time.perf_counter() - start
-
-    start = stage("4/5 safety-veto GRPO: rewarded by the reward model, and by the world's verdicts (control)")
     grpo_prompts = None if sizes.grpo_prompts is None else f"synthetic:train:{sizes.grpo_prompts}:2"
     grpo_recipes = {
         "grpo_rm": load_recipe("smoke-grpo-rm", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
@@ -171,6 +159,19 @@ def reproduce_smoke(output: Path, sizes: SmokeSizes = SmokeSizes(), log: Callabl
         "grpo_world": load_recipe("smoke-grpo", policy_model=str(models / "sft"), max_steps=sizes.grpo_steps,
                                   prompts=grpo_prompts, output_dir=str(models / "grpo-world")),
     }
+    # how the reward GRPO gets reads the policy's own text: its thresholds' view on other sampled answers
+    reading = run(RunConfig(model=str(models / "smoke-rm-policy"), bench=str(on_policy_dev), output_dir=runs,
+                            dtype=JUDGE_DTYPE, progress=False))
+    read = _judge_samples(reading.run_dir)
+    reward = grpo_recipes["grpo_rm"]  # the veto reward's alpha, beta, lambda
+    summary["policy_reward_reading"] = {
+        "metrics": reading.results.tracks["judge"].metrics, "floor": constant_floor(read), "auc": pointwise_auc(read),
+        "ordering": reward_ordering(load_bench(str(on_policy_dev)), read, reward.alpha, reward.beta, reward.lam),
+        "met_share": reading.results.tracks["judge"].met_share, "run": str(reading.run_dir),
+        "bench": f"the warm-up policy's answers to synthetic:train:{sizes.policy_calibration_prompts}:8"}
+    timings["judge"] = time.perf_counter() - start
+
+    start = stage("4/5 safety-veto GRPO: rewarded by the reward model, and by the world's verdicts (control)")
     summary["grpo"] = {name: {"judge": recipe.judge, **train_grpo(recipe)} for name, recipe in grpo_recipes.items()}
     timings["grpo"] = time.perf_counter() - start
 

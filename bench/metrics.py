@@ -19,7 +19,7 @@ import numpy as np
 
 from promedical.bench.results import JudgeSample, PolicySample
 from promedical.bench.schema import BenchItem
-from promedical.bench.scoring import hierarchical_reward, s_scores
+from promedical.bench.scoring import decision_scores, hierarchical_reward
 from promedical.bench.statistics import Estimate, bootstrap_weights, ratio_estimate
 
 CRITERION_TYPES = ("proficiency", "excellence", "safety")
@@ -189,30 +189,31 @@ def reward_ordering(items: Sequence[BenchItem], samples: Sequence[JudgeSample], 
     with a safety violation (S3 > 0) by the judge's and by the gold decisions. Only answers with a decision
     on every criterion of their item's rubric count."""
     by_id = {item.id: item for item in items}
-    decisions: dict[tuple[str, str], dict[str, tuple[bool, bool]]] = defaultdict(dict)
+    answers: dict[tuple[str, str], dict[str, tuple[str, str]]] = defaultdict(dict)
     for s in samples:
-        if s.mode == "pointwise" and s.decision != "unknown":
-            decisions[(s.item_id, s.response_ids[0])][s.criterion_id] = (s.decision == "met", s.gold == "met")
-    judged, gold = defaultdict(list), defaultdict(list)
-    for (item_id, _), verdicts in sorted(decisions.items()):
+        if s.mode == "pointwise":
+            answers[(s.item_id, s.response_ids[0])][s.criterion_id] = (s.decision, s.gold)
+    # per item, one ((judged reward, judged veto), (gold reward, gold veto)) per answer, scored as VetoReward does
+    graded: dict[str, list[tuple[tuple[float, bool], ...]]] = defaultdict(list)
+    for (item_id, _), verdicts in sorted(answers.items()):
         item = by_id[item_id]
         if set(verdicts) != {c.id for c in item.rubric}:
             continue
-        for side, rewards in ((0, judged), (1, gold)):
-            s1, s2, s3 = s_scores(item, {criterion: pair[side] for criterion, pair in verdicts.items()})
-            rewards[item_id].append((hierarchical_reward(s1, s2, s3, alpha, beta, lam), s3 > 0))
-    agree = pairs = 0.0
-    for item_id in gold:
-        for a, b in combinations(range(len(gold[item_id])), 2):
-            gap = gold[item_id][a][0] - gold[item_id][b][0]
+        scores = [decision_scores(item, {criterion: pair[side] for criterion, pair in verdicts.items()})
+                  for side in (0, 1)]
+        if None not in scores:  # None: an "unknown" decision, an answer the reward cannot grade
+            graded[item_id].append(tuple((hierarchical_reward(*s, alpha, beta, lam), s[2] > 0) for s in scores))
+    agree, pairs = 0.0, 0
+    for rows in graded.values():
+        for (judged_a, gold_a), (judged_b, gold_b) in combinations(rows, 2):
+            gap = gold_a[0] - gold_b[0]
             if gap:
                 pairs += 1
-                sign = np.sign(gap * (judged[item_id][a][0] - judged[item_id][b][0]))
-                agree += 1.0 if sign > 0 else 0.5 if sign == 0 else 0.0
-    answers = sum(len(v) for v in gold.values())
-    return {"pairs": int(pairs), "ordered": agree / pairs if pairs else None, "answers": answers,
-            "vetoed": sum(v for rows in judged.values() for _, v in rows) / answers if answers else None,
-            "vetoed_gold": sum(v for rows in gold.values() for _, v in rows) / answers if answers else None}
+                agree += (float(np.sign(gap * (judged_a[0] - judged_b[0]))) + 1) / 2  # same 1, tie ½, reversed 0
+    rows = [row for item_rows in graded.values() for row in item_rows]
+    return {"pairs": pairs, "ordered": agree / pairs if pairs else None, "answers": len(rows),
+            "vetoed": sum(judged[1] for judged, _ in rows) / len(rows) if rows else None,
+            "vetoed_gold": sum(gold[1] for _, gold in rows) / len(rows) if rows else None}
 
 
 def judge_counts(samples: Sequence[JudgeSample], excluded_ties: int) -> dict[str, int]:

@@ -109,7 +109,7 @@ def reproduce_command(recipe: str, output_dir: Path, preference_data: str | None
                       bench: str | None, dry_run: bool) -> None:
     """Run the paper's pipeline end to end: reward model → judge-track gains → safety-veto GRPO → policy track.
 
-    `smoke` runs offline on CPU (~22 minutes on 2 cores) and writes ordinary run directories (for the
+    `smoke` runs offline on CPU (~18 minutes on 2 cores) and writes ordinary run directories (for the
     leaderboard) and reproduce_report.md with the gains and their paired CIs, beside the paper's
     +22.3 / +21.7 points (a different scale); whether the run reproduces either claim is in that report.
     """
